@@ -1,0 +1,65 @@
+"""Process-level TensorFlow settings of a worker: seeding, determinism, threads, GPUs.
+
+``configure_threads`` and ``configure_gpu`` must run before TensorFlow executes its first op;
+called later they log a warning and leave the settings as they are (never raise).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+import keras
+import tensorflow as tf
+
+__all__ = ["clear_session", "configure_gpu", "configure_threads", "seed_everything"]
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and TensorFlow/Keras; with ``deterministic`` also ask TensorFlow for
+    deterministic ops (slower; some GPU ops then raise instead of running nondeterministically)."""
+    keras.utils.set_random_seed(int(seed))
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def configure_threads(n: int | None) -> None:
+    """Use ``n`` intra-op and inter-op threads (``None`` or 0: TensorFlow's default, all cores).
+
+    Safe to call more than once: once TensorFlow is initialised the settings cannot change, and
+    the call logs and returns.
+    """
+    if not n:
+        return
+    n = int(n)
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
+    inter = tf.config.threading.get_inter_op_parallelism_threads()
+    if intra == n and inter == n:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError as exc:
+        log.warning("cannot set TensorFlow threads to %d (already initialised): %s", n, exc)
+
+
+def configure_gpu(memory_growth: bool = True) -> list[str]:
+    """Names of the visible GPUs; with ``memory_growth`` each allocates memory as needed
+    instead of grabbing it all (so several workers can share a GPU). ``[]`` without GPUs."""
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        if not memory_growth:
+            continue
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError) as exc:
+            log.warning("cannot set memory growth on %s (already initialised): %s", gpu.name, exc)
+    return [gpu.name for gpu in gpus]
+
+
+def clear_session() -> None:
+    """Drop the previous trial's models and graphs (call between trials)."""
+    keras.backend.clear_session()
+    gc.collect()
