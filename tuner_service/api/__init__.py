@@ -1,0 +1,1 @@
+"""The REST API (FastAPI). Build it with :func:`tuner_service.api.app.create_app`."""

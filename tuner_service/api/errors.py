@@ -1,0 +1,72 @@
+"""The one place where service errors become HTTP responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from ..errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    SpecError,
+    TunerError,
+)
+from ..spec import parse_study_spec
+
+
+def status_for(exc: TunerError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, SpecError):
+        return 422
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, AuthError):
+        return 401
+    return 400
+
+
+def _problem_detail(exc: SpecError) -> list[dict[str, Any]]:
+    return [
+        {"loc": ["body", *p.path], "msg": p.message, "type": p.code} for p in exc.problems
+    ]
+
+
+async def _tuner_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TunerError)
+    status = status_for(exc)
+    detail: Any = _problem_detail(exc) if isinstance(exc, SpecError) else str(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, plus the search-space problems for a study spec, so that one response
+    lists everything wrong with it."""
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    body = getattr(exc, "body", None)
+    if request.url.path.rstrip("/") == "/studies" and request.method == "POST" and isinstance(
+        body, dict
+    ):
+        try:
+            parse_study_spec(body)
+        except SpecError as spec_exc:
+            seen = {tuple(e.get("loc", ())) for e in errors}
+            for e in _problem_detail(spec_exc):
+                if tuple(e["loc"]) not in seen:
+                    errors.append(e)
+    for e in errors:  # inputs and contexts may hold objects JSON cannot carry
+        e.pop("ctx", None)
+        e.pop("url", None)
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(TunerError, _tuner_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,109 @@
+"""/studies: create, list, inspect, warm-start, pause, resume, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from ..spec import StudySpec
+from .deps import ServicesDep, require_read, require_write
+from .schemas import (
+    BestTrialPublic,
+    EnqueueTrial,
+    Message,
+    StudiesPublic,
+    StudyDetail,
+    StudyPublic,
+    TrialsPublic,
+)
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+
+StatusFilter = Literal["queued", "running", "paused", "cancelled", "completed", "failed"]
+StateFilter = Literal["running", "waiting", "complete", "pruned", "fail"]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+Write = [Depends(require_write)]
+Read = [Depends(require_read)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyPublic,
+             dependencies=Write)
+async def create_study(spec: StudySpec, services: ServicesDep) -> Any:
+    """Queue a study. 422 lists every problem of the spec with its path; 409 on a duplicate name."""
+    row = await run_in_threadpool(services.create_study, spec.model_dump(mode="json"))
+    return services.study_summary(row)
+
+
+@router.get("", response_model=StudiesPublic, dependencies=Read)
+async def list_studies(
+    services: ServicesDep, limit: Limit = 100, offset: Offset = 0,
+    status: StatusFilter | None = None,
+) -> Any:
+    data, count = await run_in_threadpool(
+        services.list_studies, status=status, limit=limit, offset=offset
+    )
+    return {"data": data, "count": count}
+
+
+@router.get("/{study_id}", response_model=StudyDetail, dependencies=Read)
+async def get_study(study_id: int, services: ServicesDep) -> Any:
+    return await run_in_threadpool(services.study_detail, study_id)
+
+
+@router.get("/{study_id}/trials", response_model=TrialsPublic, dependencies=Read)
+async def list_trials(
+    study_id: int, services: ServicesDep, limit: Limit = 100, offset: Offset = 0,
+    state: StateFilter | None = None,
+) -> Any:
+    data, count = await run_in_threadpool(
+        services.list_trials, study_id, state=state, limit=limit, offset=offset
+    )
+    return {"data": data, "count": count}
+
+
+@router.post("/{study_id}/trials", status_code=status.HTTP_202_ACCEPTED, response_model=Message,
+             dependencies=Write)
+async def enqueue_trial(study_id: int, body: EnqueueTrial, services: ServicesDep) -> Any:
+    """Warm start: a known configuration, tried before any sampled one."""
+    await run_in_threadpool(services.enqueue_trial, study_id, body.params)
+    return {"message": "configuration queued; it runs before sampled trials"}
+
+
+@router.get("/{study_id}/best", response_model=BestTrialPublic, dependencies=Read)
+async def best_trial(study_id: int, services: ServicesDep) -> Any:
+    """The best trial (with test-set metrics once measured); 404 until a trial finished."""
+    return await run_in_threadpool(services.best, study_id)
+
+
+@router.get(
+    "/{study_id}/best/model", dependencies=Read,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+    response_class=Response,
+)
+async def best_model(study_id: int, services: ServicesDep) -> Response:
+    """Download the best trial's ``.keras`` model file."""
+    name, data = await run_in_threadpool(services.best_model, study_id)
+    return Response(
+        data, media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.post("/{study_id}/pause", response_model=StudyPublic, dependencies=Write)
+async def pause(study_id: int, services: ServicesDep) -> Any:
+    """Hand out no new trial; running trials finish."""
+    return services.study_summary(await run_in_threadpool(services.pause, study_id))
+
+
+@router.post("/{study_id}/resume", response_model=StudyPublic, dependencies=Write)
+async def resume(study_id: int, services: ServicesDep) -> Any:
+    return services.study_summary(await run_in_threadpool(services.resume, study_id))
+
+
+@router.post("/{study_id}/cancel", response_model=StudyPublic, dependencies=Write)
+async def cancel(study_id: int, services: ServicesDep) -> Any:
+    """Stop for good: running trials stop at their next epoch; finished trials are kept."""
+    return services.study_summary(await run_in_threadpool(services.cancel, study_id))

@@ -1,0 +1,108 @@
+"""Database engines: ours (SQLAlchemy) and Optuna's ``RDBStorage`` on the same URL.
+
+SQLite gets WAL and a busy timeout so that parallel workers on one host do not hit
+"database is locked"; every other backend is used as SQLAlchemy and Optuna use it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine.url import make_url
+from tenacity import (
+    before_sleep_log,
+    retry,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for plain ``postgresql://`` URLs and PyMySQL for ``mysql://``."""
+    u = make_url(url)
+    if u.drivername == "postgresql":
+        u = u.set(drivername="postgresql+psycopg")
+    elif u.drivername in ("mysql", "mariadb"):
+        u = u.set(drivername="mysql+pymysql")
+    return u.render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """Keyword arguments for ``create_engine`` (shared with Optuna's storage)."""
+    if is_sqlite(url):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_recycle": 1800}
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event open transactions (pysqlite would defer BEGIN otherwise).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _begin_immediate(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """WAL, busy timeout and ``BEGIN IMMEDIATE`` transactions on a SQLite engine.
+
+    Every transaction takes the write lock up front (waiting up to the busy timeout), so a
+    transaction that reads then writes never fails with an instant "database is locked" when
+    another process wrote in between; WAL keeps readers of other connections unblocked.
+    """
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _begin_immediate)
+    engine.dispose()  # connections opened before the listeners lack the pragmas
+
+
+def create_db_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    engine = sa.create_engine(url, **engine_kwargs(url))
+    if is_sqlite(url):
+        configure_sqlite(engine)
+    return engine
+
+
+#: Transient database trouble (restart, network blip): retried with backoff.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.DisconnectionError,
+)
+
+
+def db_retry(max_wait_s: float = 120.0) -> Any:
+    """Decorator: retry a whole unit of database work on transient errors, with backoff."""
+    return retry(
+        retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
+        wait=wait_exponential(multiplier=0.2, max=5.0),
+        stop=stop_after_delay(max_wait_s),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )
+
+
+@db_retry(max_wait_s=120.0)
+def wait_for_database(engine: Engine) -> None:
+    """Block until the database answers (start-up order: wait for DB, migrate, serve)."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))

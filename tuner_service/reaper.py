@@ -1,0 +1,121 @@
+"""The reaper: takes back the trials of workers that went silent, and re-queues them.
+
+Run by the API process and by every worker (so that it works when either side is down). Safe to
+run concurrently: each lease is ended by compare-and-set, each Optuna trial failed by Optuna's
+own compare-and-set state change; only the winner re-queues.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+import optuna
+from optuna.trial import TrialState
+
+from .optuna_bridge import ATTR_FAIL_REASON, requeue_trial
+from .queue import maybe_complete
+from .repository import Lease, Repository, utcnow
+from .states import LeaseState, StudyStatus
+
+log = logging.getLogger(__name__)
+
+
+class Reaper:
+    def __init__(
+        self, repo: Repository, storage: optuna.storages.BaseStorage, *,
+        grace_period: float, max_retries: int,
+    ) -> None:
+        self.repo = repo
+        self.storage = storage
+        self.grace_period = grace_period
+        self.max_retries = max_retries
+
+    def run_once(self) -> int:
+        """One sweep; returns the number of trials taken back."""
+        cutoff = utcnow() - timedelta(seconds=self.grace_period)
+        dead = self.repo.mark_silent_workers_dead(cutoff)
+        if dead:
+            log.warning("workers silent for %.0fs, declared dead: %s", self.grace_period, dead)
+        n = 0
+        for lease in self.repo.stale_leases(cutoff):
+            if self._take_back(lease, "worker lost (no heartbeat)"):
+                n += 1
+        for study in self.repo.studies_with_status((StudyStatus.RUNNING, StudyStatus.QUEUED)):
+            n += self._orphans(study.id)
+            maybe_complete(self.repo, study.id)
+        return n
+
+    def _take_back(self, lease: Lease, reason: str) -> bool:
+        if not self.repo.end_lease(lease.id, LeaseState.LOST, reason=reason):
+            return False  # another reaper, or the worker itself, ended it first
+        if lease.trial_id is not None:
+            self._fail_and_requeue(lease.study_id, lease.trial_id, reason)
+        maybe_complete(self.repo, lease.study_id)
+        return True
+
+    def _fail_and_requeue(self, study_id: int, trial_id: int, reason: str) -> None:
+        study_row = self.repo.get_study(study_id)
+        if study_row is None:
+            return
+        trial = self.storage.get_trial(trial_id)
+        if trial.state != TrialState.RUNNING:
+            return
+        self.storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
+        if not self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
+            return
+        if StudyStatus(study_row.status).is_final:
+            return
+        study = optuna.load_study(study_name=study_row.name, storage=self.storage)
+        retry = requeue_trial(study, self.storage.get_trial(trial_id), max_retries=self.max_retries)
+        if retry is None:
+            self.storage.set_trial_user_attr(
+                trial_id, ATTR_FAIL_REASON, f"{reason}; gave up after {self.max_retries} retries"
+            )
+            self.repo.count_lost_lease_as_finished(study_id, trial_id)
+            log.warning("study %s trial %s failed for good: %s", study_id, trial.number, reason)
+        else:
+            log.warning(
+                "study %s trial %s re-queued (retry %s): %s", study_id, trial.number, retry, reason
+            )
+
+    def _orphans(self, study_id: int) -> int:
+        """RUNNING trials that no active lease holds (a worker died between asking Optuna for
+        a trial and recording it) and that started before the grace period."""
+        held = {le.trial_id for le in self.repo.active_leases(study_id)}
+        row = self.repo.get_study(study_id)
+        if row is None:
+            return 0
+        # Optuna stamps trials with local naive time.
+        cutoff = datetime.now() - timedelta(seconds=self.grace_period)
+        n = 0
+        for t in self.storage.get_all_trials(row.optuna_study_id, deepcopy=False,
+                                              states=(TrialState.RUNNING,)):
+            if t._trial_id in held or t.datetime_start is None:
+                continue
+            if t.datetime_start.replace(tzinfo=None) >= cutoff:
+                continue
+            self._fail_and_requeue(study_id, t._trial_id, "trial orphaned (no worker holds it)")
+            n += 1
+        return n
+
+
+class ReaperThread(threading.Thread):
+    """Runs :meth:`Reaper.run_once` every ``interval`` seconds until stopped."""
+
+    def __init__(self, reaper: Reaper, interval: float) -> None:
+        super().__init__(name="reaper", daemon=True)
+        self.reaper = reaper
+        self.interval = interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            try:
+                self.reaper.run_once()
+            except Exception:  # keep reaping after a database blip
+                log.exception("reaper sweep failed; will try again")
+
+    def stop(self) -> None:
+        self._stop_event.set()
