@@ -451,8 +451,7 @@ class FixedDimension(Dimension):
             return None
         return (
             "fixed_mismatch",
-            f"'{self.name}' is fixed to {_fmt(self.value)} in the search space, "
-            f"not {_fmt(value)}",
+            f"'{self.name}' is fixed to {_fmt(self.value)} in the search space, not {_fmt(value)}",
         )
 
     def suggest(self, trial: TrialLike) -> Any:
@@ -804,9 +803,7 @@ def _parse_categorical(
             continue
         value = _canonical(hp, choice)
         if _contains(kept, value):
-            out.add(
-                (name, "choices", i), f"duplicate choice {_fmt(choice)}", "duplicate_choice"
-            )
+            out.add((name, "choices", i), f"duplicate choice {_fmt(choice)}", "duplicate_choice")
             continue
         kept.append(value)
     if len(out.problems) != before:
@@ -827,9 +824,7 @@ def _parse_fixed(
     return FixedDimension(name, _canonical(hp, raw["value"]))
 
 
-def _parse_when(
-    name: str, raw: Any, out: _Collector
-) -> tuple[Condition, ...] | None:
+def _parse_when(name: str, raw: Any, out: _Collector) -> tuple[Condition, ...] | None:
     """Parse a ``when`` object structurally (impossible values are checked later)."""
     path: tuple[str | int, ...] = (name, "when")
     if not isinstance(raw, Mapping):
@@ -923,7 +918,7 @@ def _find_cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
         stack.append(node)
         for nxt in graph.get(node, ()):
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):]
+                cycle = stack[stack.index(nxt) :]
                 start = cycle.index(min(cycle))
                 canon = tuple(cycle[start:] + cycle[:start])
                 if canon not in seen:
@@ -970,8 +965,7 @@ def _parse(raw: Any) -> tuple[SearchSpace | None, list[Problem]]:
     if len(raw) > MAX_DIMENSIONS:
         out.add(
             (),
-            f"the search space has {len(raw)} dimensions, more than the limit of "
-            f"{MAX_DIMENSIONS}",
+            f"the search space has {len(raw)} dimensions, more than the limit of {MAX_DIMENSIONS}",
             "too_many_dimensions",
         )
 
@@ -990,7 +984,7 @@ def _parse(raw: Any) -> tuple[SearchSpace | None, list[Problem]]:
         if not isinstance(body, Mapping):
             out.add(
                 (name,),
-                "a dimension must be an object like {\"type\": \"categorical\", \"choices\": "
+                'a dimension must be an object like {"type": "categorical", "choices": '
                 f"[...]}}, not {_type_name(body)}",
                 "dimension_not_object",
             )
