@@ -1,0 +1,118 @@
+"""The Optuna engine: ``ask`` with the study's sampler and pruner, ``report`` every epoch,
+``tell`` the outcome. The trial lives in Optuna's storage, so every Optuna tool sees it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from tuner_service.optuna_bridge import (
+    ATTR_FAIL_REASON,
+    ATTR_MODEL_ARTIFACT,
+    ATTR_WORKER,
+    build_pruner,
+    build_sampler,
+    requeue_trial,
+)
+from tuner_service.queue import Claim
+from tuner_service.service import Services
+from tuner_service.spec import OptunaEngineSpec, StudySpec
+
+from .base import EngineFatalError
+
+log = logging.getLogger(__name__)
+
+
+def trial_seed(spec_seed: int | None, lease_seq: int) -> int:
+    """A distinct, reproducible seed for each hand-out of a study."""
+    return ((spec_seed or 0) * 1_000_003 + lease_seq) % (2**31 - 1)
+
+
+class OptunaTrialHandle:
+    def __init__(self, services: Services, study: optuna.Study, trial: optuna.Trial,
+                 params: dict[str, Any], seed: int, multi: bool) -> None:
+        self.services = services
+        self.study = study
+        self.trial = trial
+        self.number = trial.number
+        self.params = params
+        self.seed = seed
+        self.multi = multi
+
+    def report(self, epoch: int, value: float) -> bool:
+        if self.multi:  # Optuna prunes single-objective studies only
+            return False
+        self.trial.report(value, step=epoch)
+        return self.trial.should_prune()
+
+    def set_attrs(self, attrs: Mapping[str, Any]) -> None:
+        for k, v in attrs.items():
+            self.trial.set_user_attr(k, v)
+
+    def complete(self, values: list[float]) -> None:
+        self.study.tell(self.trial, values if self.multi else values[0])
+
+    def prune(self) -> None:
+        self.study.tell(self.trial, state=TrialState.PRUNED)
+
+    def fail(self, reason: str) -> None:
+        self.trial.set_user_attr(ATTR_FAIL_REASON, reason)
+        self.study.tell(self.trial, state=TrialState.FAIL)
+
+    def hand_back(self, reason: str) -> None:
+        self.fail(reason)
+        requeue_trial(self.study, self.study._storage.get_trial(self.trial._trial_id),
+                      max_retries=sys.maxsize)
+
+    def is_better_than_best(self, values: list[float]) -> bool:
+        if self.multi:
+            return False
+        try:
+            best = self.study.best_value
+        except ValueError:
+            return True
+        if self.study.direction == optuna.study.StudyDirection.MAXIMIZE:
+            return values[0] > best
+        return values[0] < best
+
+    def save_model(self, path: str) -> str:
+        artifact_id = optuna.artifacts.upload_artifact(
+            artifact_store=self.services.artifacts, file_path=path, study_or_trial=self.trial,
+            mimetype="application/octet-stream",
+        )
+        self.trial.set_user_attr(ATTR_MODEL_ARTIFACT, artifact_id)
+        return artifact_id
+
+
+class OptunaEngine:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def start(self, claim: Claim, worker_id: str) -> OptunaTrialHandle:
+        spec = StudySpec.model_validate(claim.study.spec)
+        engine = spec.engine
+        assert isinstance(engine, OptunaEngineSpec)
+        space = spec.space()
+        seed = trial_seed(spec.seed, claim.lease.seq)
+        try:
+            sampler = build_sampler(engine, space, seed=seed)
+            pruner = build_pruner(engine, max_epochs=spec.budget.max_epochs)
+        except (ImportError, TypeError, ValueError) as exc:
+            raise EngineFatalError(str(exc)) from exc
+        study = optuna.load_study(
+            study_name=claim.study.name, storage=self.services.storage, sampler=sampler,
+            pruner=pruner,
+        )
+        trial = study.ask()
+        self.services.repo.attach_trial(
+            claim.lease.id, trial_id=trial._trial_id, trial_number=trial.number
+        )
+        trial.set_user_attr(ATTR_WORKER, worker_id)
+        params = space.sample(trial)
+        return OptunaTrialHandle(self.services, study, trial, params, seed,
+                                 multi=spec.is_multi_objective)

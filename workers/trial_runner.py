@@ -1,0 +1,151 @@
+"""Train one trial: build the CNN from its parameters, fit it epoch by epoch, and say how it
+ended. Engine-agnostic: the caller decides, after each epoch, whether to go on."""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+from tuner_service.spec import ObjectiveSpec
+
+from .datasets import Dataset
+from .model_builder import build_model
+from .training import fit_kwargs, training_callbacks
+
+
+class Decision(str, enum.Enum):
+    """What the caller wants after an epoch."""
+
+    CONTINUE = "continue"
+    PRUNE = "prune"  # the engine's pruner stopped the trial
+    CANCEL = "cancel"  # the study was cancelled
+    STOP = "stop"  # the worker is shutting down: hand the trial back
+
+
+class Outcome(str, enum.Enum):
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    HANDED_BACK = "handed_back"
+
+
+@dataclass
+class TrialResult:
+    outcome: Outcome
+    values: list[float] | None
+    history: dict[str, list[float]]
+    epochs: int
+    param_count: int
+    wall_time_s: float
+    reason: str | None = None
+    model: keras.Model | None = field(default=None, repr=False)
+
+
+EpochHook = Callable[[int, Mapping[str, float]], Decision]
+
+
+class _EpochHookCallback(keras.callbacks.Callback):
+    def __init__(self, hook: EpochHook) -> None:
+        super().__init__()
+        self.hook = hook
+        self.decision = Decision.CONTINUE
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        metrics = {k: float(v) for k, v in (logs or {}).items()}
+        if any(math.isnan(v) for v in metrics.values()):
+            return  # TerminateOnNaN stops the run; the trial fails with the reason
+        decision = self.hook(epoch, metrics)
+        if decision is not Decision.CONTINUE:
+            self.decision = decision
+            self.model.stop_training = True
+
+
+def monitored_metric(objectives: Sequence[ObjectiveSpec]) -> tuple[str, str]:
+    """The per-epoch metric that picks the best epoch: the first objective measured by
+    training (``params`` is not), else the validation loss."""
+    for o in objectives:
+        if o.metric != "params":
+            return o.metric, "max" if o.resolved_direction == "maximize" else "min"
+    return "val_loss", "min"
+
+
+def objective_values(
+    objectives: Sequence[ObjectiveSpec], history: Mapping[str, Sequence[float]],
+    param_count: int,
+) -> list[float]:
+    """Each objective at the best epoch (the weights the model keeps), ``params`` as counted."""
+    metric, mode = monitored_metric(objectives)
+    series = list(history[metric])
+    pick = max if mode == "max" else min
+    best_epoch = series.index(pick(series))
+    return [
+        float(param_count) if o.metric == "params" else float(history[o.metric][best_epoch])
+        for o in objectives
+    ]
+
+
+def run_trial(
+    params: Mapping[str, Any],
+    dataset: Dataset,
+    *,
+    objectives: Sequence[ObjectiveSpec],
+    max_epochs: int,
+    on_epoch: EpochHook,
+    mixed_precision: bool = False,
+    verbose: int = 0,
+) -> TrialResult:
+    """Train ``params`` on ``dataset`` for up to ``max_epochs``; ``on_epoch`` is called after
+    each epoch with its metrics and decides whether training goes on.
+
+    Errors inside training (a model that does not fit in memory, bad shapes) become a FAILED
+    result with the reason; the caller's process keeps serving.
+    """
+    started = time.perf_counter()
+    history: dict[str, list[float]] = {}
+    model: keras.Model | None = None
+    param_count = 0
+    try:
+        model = build_model(params, dataset.input_shape, dataset.n_classes,
+                            mixed_precision=mixed_precision)
+        param_count = int(model.count_params())
+        metric, mode = monitored_metric(objectives)
+        hook = _EpochHookCallback(on_epoch)
+        callbacks = [*training_callbacks(params, max_epochs=max_epochs, monitor=metric, mode=mode),
+                     hook]
+        fit = model.fit(
+            dataset.x_train, dataset.y_train,
+            validation_data=(dataset.x_val, dataset.y_val),
+            epochs=max_epochs, callbacks=callbacks, verbose=verbose, **fit_kwargs(params),
+        )
+        history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
+    except Exception as exc:  # noqa: BLE001 - the trial fails, the worker goes on
+        return TrialResult(
+            Outcome.FAILED, None, history, len(history.get("loss", [])), param_count,
+            time.perf_counter() - started, reason=f"{type(exc).__name__}: {exc}",
+        )
+    wall = time.perf_counter() - started
+    epochs = len(history.get("loss", []))
+    nan_epoch = next(
+        (i for i, v in enumerate(history.get("loss", [])) if not math.isfinite(v)), None
+    )
+    if nan_epoch is not None:
+        return TrialResult(Outcome.FAILED, None, history, epochs, param_count, wall,
+                           reason=f"loss became NaN at epoch {nan_epoch + 1}")
+    if hook.decision is Decision.STOP:
+        return TrialResult(Outcome.HANDED_BACK, None, history, epochs, param_count, wall,
+                           reason="worker shutting down")
+    if hook.decision is Decision.CANCEL:
+        return TrialResult(Outcome.CANCELLED, None, history, epochs, param_count, wall,
+                           reason="study cancelled")
+    if hook.decision is Decision.PRUNE:
+        return TrialResult(Outcome.PRUNED, None, history, epochs, param_count, wall,
+                           reason=f"pruned after epoch {epochs}", model=model)
+    values = objective_values(objectives, history, param_count)
+    return TrialResult(Outcome.COMPLETE, values, history, epochs, param_count, wall, model=model)

@@ -1,0 +1,241 @@
+"""One worker process: register, then claim -> train -> record, until told to stop.
+
+A heartbeat thread keeps the worker's registration fresh while it trains (and sweeps for lost
+trials of other workers); the first SIGTERM/SIGINT stops at the end of the current epoch and
+hands the trial back, a second one exits at once (the reaper then recovers the trial).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import signal
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tuner_service.optuna_bridge import (
+    ATTR_DATASET_FINGERPRINT,
+    ATTR_DEVICE_SECONDS,
+    ATTR_EPOCHS,
+    ATTR_HISTORY,
+    ATTR_PARAM_COUNT,
+    ATTR_PARAMS_FULL,
+    ATTR_SEED,
+    ATTR_VERSIONS,
+    ATTR_WALL_TIME,
+)
+from tuner_service.queue import Claim, claim, end_lease
+from tuner_service.reaper import Reaper
+from tuner_service.service import Services
+from tuner_service.spec import StudySpec
+from tuner_service.states import LeaseState, StudyStatus, WorkerStatus
+
+from .datasets import DatasetCache, DatasetError
+from .engines import EngineFatalError, TrialHandle, engine_for
+from .evaluation import evaluate_pending
+from .runtime import clear_session, seed_everything
+from .trial_runner import Decision, Outcome, TrialResult, monitored_metric, run_trial
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    device: str = "cpu"
+    once: bool = False
+    max_trials: int | None = None
+    mixed_precision: bool = False
+    exit_when_idle: float | None = None  # seconds without work before exiting (batch jobs)
+
+
+def package_versions() -> dict[str, str]:
+    import keras
+    import optuna
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__,
+            "optuna": optuna.__version__, "python": platform.python_version()}
+
+
+class Worker:
+    def __init__(self, services: Services, options: WorkerOptions) -> None:
+        self.services = services
+        self.options = options
+        self.settings = services.settings
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.datasets = DatasetCache(max_items=2)
+        self.stop_event = threading.Event()
+        self._signals = 0
+        self._versions: dict[str, str] = {}
+        self.trials_run = 0
+        self.reaper = Reaper(
+            services.repo, services.storage,
+            grace_period=self.settings.effective_grace_period,
+            max_retries=self.settings.max_retries,
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second signal: exiting now")
+            os._exit(130)
+        log.info("signal %s: stopping after the current epoch", signum)
+        self.stop_event.set()
+
+    def _heartbeat_loop(self) -> None:
+        interval = self.settings.heartbeat_interval
+        while not self.stop_event.wait(interval):
+            try:
+                if not self.services.repo.heartbeat(self.id):
+                    log.warning("this worker was declared dead; registering again")
+                    self._register()
+                self.reaper.run_once()
+            except Exception:  # a database blip: keep beating
+                log.exception("heartbeat failed; retrying")
+
+    def _register(self) -> None:
+        self.services.repo.register_worker(
+            worker_id=self.id, host=socket.gethostname(), pid=os.getpid(),
+            device=self.options.device, info={"versions": self._versions},
+        )
+
+    def run(self) -> int:
+        self._versions = package_versions()
+        self._register()
+        log.info("worker %s registered on %s", self.id, self.options.device)
+        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        beat.start()
+        idle_since = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                evaluate_pending(self.services, self.datasets)
+                c = claim(self.services.repo, self.id)
+                if c is None:
+                    if (self.options.exit_when_idle is not None
+                            and time.monotonic() - idle_since > self.options.exit_when_idle):
+                        log.info("no work for %.0fs: exiting", self.options.exit_when_idle)
+                        break
+                    self.stop_event.wait(self.settings.poll_interval)
+                    continue
+                self.run_claim(c)
+                idle_since = time.monotonic()
+                self.trials_run += 1
+                if self.options.once or (
+                    self.options.max_trials is not None
+                    and self.trials_run >= self.options.max_trials
+                ):
+                    break
+            evaluate_pending(self.services, self.datasets)
+        finally:
+            self.stop_event.set()
+            self.services.repo.set_worker_status(self.id, WorkerStatus.STOPPED)
+            log.info("worker %s stopped after %d trials", self.id, self.trials_run)
+        return 0
+
+    # --- one trial ------------------------------------------------------------------------
+    def run_claim(self, c: Claim) -> None:
+        repo = self.services.repo
+        spec = StudySpec.model_validate(c.study.spec)
+        try:
+            dataset = self.datasets.get(spec.dataset, self.settings.data_root)
+        except (DatasetError, OSError, ValueError) as exc:
+            self._fail_study(c, f"dataset {spec.dataset.name!r} cannot be loaded: {exc}")
+            return
+        try:
+            handle = engine_for(spec.engine.kind, self.services).start(c, self.id)
+        except EngineFatalError as exc:
+            self._fail_study(c, str(exc))
+            return
+        seed_everything(handle.seed)
+        handle.set_attrs({
+            ATTR_SEED: handle.seed, ATTR_DATASET_FINGERPRINT: dataset.fingerprint,
+            ATTR_VERSIONS: self._versions, ATTR_PARAMS_FULL: handle.params,
+        })
+        metric, _mode = monitored_metric(spec.objectives)
+        prefix = f"study {c.study.id} trial {handle.number}"
+        log.info("%s: start %s", prefix, _short(handle.params, spec.search_space))
+
+        def on_epoch(epoch: int, metrics: Mapping[str, float]) -> Decision:
+            log.info("%s epoch %d/%d %s", prefix, epoch + 1, spec.budget.max_epochs,
+                     " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+            if self.stop_event.is_set():
+                return Decision.STOP
+            study = repo.get_study(c.study.id)
+            if study is not None and study.status == StudyStatus.CANCELLED.value:
+                return Decision.CANCEL
+            if metric in metrics and handle.report(epoch, metrics[metric]):
+                return Decision.PRUNE
+            return Decision.CONTINUE
+
+        result = run_trial(
+            handle.params, dataset, objectives=spec.objectives,
+            max_epochs=spec.budget.max_epochs, on_epoch=on_epoch,
+            mixed_precision=self.options.mixed_precision,
+        )
+        try:
+            self._record(c, handle, result)
+        except Exception:
+            # The reaper may have taken the trial back (this worker looked dead): the trial is
+            # already re-queued, so nothing is lost.
+            log.exception("%s: could not record the result", prefix)
+        finally:
+            clear_session()
+        log.info("%s: %s %s", prefix, result.outcome.value,
+                 result.values if result.values is not None else (result.reason or ""))
+
+    def _record(self, c: Claim, handle: TrialHandle, result: TrialResult) -> None:
+        handle.set_attrs({
+            ATTR_HISTORY: result.history, ATTR_EPOCHS: result.epochs,
+            ATTR_PARAM_COUNT: result.param_count, ATTR_WALL_TIME: result.wall_time_s,
+            ATTR_DEVICE_SECONDS: result.wall_time_s,
+        })
+        if result.outcome is Outcome.COMPLETE:
+            assert result.values is not None
+            if result.model is not None and handle.is_better_than_best(result.values):
+                self._save_model(handle, result)
+            handle.complete(result.values)
+            end_lease(self.services.repo, c.lease, LeaseState.FINISHED)
+        elif result.outcome is Outcome.PRUNED:
+            handle.prune()
+            end_lease(self.services.repo, c.lease, LeaseState.FINISHED)
+        elif result.outcome is Outcome.HANDED_BACK:
+            handle.hand_back(result.reason or "handed back")
+            end_lease(self.services.repo, c.lease, LeaseState.LOST, reason=result.reason)
+        else:  # FAILED, CANCELLED
+            handle.fail(result.reason or result.outcome.value)
+            end_lease(self.services.repo, c.lease, LeaseState.FINISHED, reason=result.reason)
+
+    def _save_model(self, handle: TrialHandle, result: TrialResult) -> None:
+        assert result.model is not None
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"trial{handle.number}.keras"
+            result.model.save(path)
+            handle.save_model(str(path))
+
+    def _fail_study(self, c: Claim, reason: str) -> None:
+        log.error("study %s failed: %s", c.study.id, reason)
+        repo = self.services.repo
+        repo.end_lease(c.lease.id, LeaseState.FINISHED, reason=reason)
+        repo.set_study_status(
+            c.study.id, expected=[StudyStatus.QUEUED, StudyStatus.RUNNING, StudyStatus.PAUSED],
+            target=StudyStatus.FAILED, reason=reason,
+        )
+
+
+def _short(params: Mapping[str, Any], space: Mapping[str, Any]) -> str:
+    """The sampled part of the parameters, for log lines."""
+    return " ".join(f"{k}={params[k]}" for k in space if k in params)
