@@ -4,10 +4,12 @@
 (``Float``/``Int`` with ``step`` and ``sampling="log"``, ``Choice``, ``Fixed``; a boolean
 categorical becomes ``Boolean``, since ``Choice`` would turn booleans into ints), each with the
 vocabulary default as its Keras Tuner default when the dimension contains it. A dimension's
-``when`` becomes nested ``hp.conditional_scope(parent, values)`` blocks, one per condition on a
-hyperparameter registered in ``hp``. A condition on a hyperparameter outside the space is
-constant (that hyperparameter is always its default), so it is evaluated here: a dimension whose
-constant condition fails is never active and is not registered at all (a valid space has no such
+``when`` becomes ``hp.conditional_scope(parent, values)`` for a condition on a hyperparameter
+registered in ``hp``; with several such conditions the hyperparameter gets one ``Parent``
+condition per parent (Keras Tuner cannot nest scopes on unrelated parents). A condition on a
+hyperparameter outside the space is constant (that hyperparameter is always its default), so it
+is evaluated here: a dimension whose constant condition fails is never active and is not
+registered at all (a valid space has no such
 condition; see ``impossible_condition``).
 
 :func:`params_from_keras_tuner` turns ``hp.values`` (Keras Tuner keeps only *active* values
@@ -25,12 +27,13 @@ value).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from search_spaces import DEFAULTS, SearchSpace
 from search_spaces.space import (
     CategoricalDimension,
+    Condition,
     Dimension,
     FixedDimension,
     FloatDimension,
@@ -99,11 +102,36 @@ def to_keras_tuner(
         static = [c for c in dim.when if not _registered(hp, c.name)]
         if not all(c.holds(DEFAULTS) for c in static):
             continue  # never active
-        with contextlib.ExitStack() as scopes:
-            for cond in dynamic:
-                scopes.enter_context(hp.conditional_scope(cond.name, list(cond.values)))
-            _register(hp, dim)
+        if len(dynamic) <= 1:
+            with contextlib.ExitStack() as scope:
+                for cond in dynamic:
+                    scope.enter_context(hp.conditional_scope(cond.name, list(cond.values)))
+                _register(hp, dim)
+        else:
+            _register_with_conditions(hp, dim, dynamic)
     return hp
+
+
+def _register_with_conditions(
+    hp: keras_tuner.HyperParameters, dim: Dimension, conditions: Sequence[Condition]
+) -> None:
+    """Register ``dim`` active only when every condition holds.
+
+    Nested ``conditional_scope`` blocks cannot express this: Keras Tuner requires the parent of
+    an inner scope to be registered under the outer scope's conditions. So the hyperparameter is
+    built with its list of ``Parent`` conditions through Keras Tuner's (public) config format and
+    merged in.
+    """
+    import keras_tuner
+
+    scratch = keras_tuner.HyperParameters()
+    _register(scratch, dim)
+    config = scratch.space[0].get_config()
+    config["conditions"] = [
+        {"class_name": "Parent", "config": {"name": c.name, "values": list(c.values)}}
+        for c in conditions
+    ]
+    hp.merge([type(scratch.space[0]).from_config(config)], overwrite=False)
 
 
 def _plain(value: Any) -> Any:
