@@ -1,0 +1,42 @@
+"""Helpers shared by the tests (importable as ``support``: pytest puts tests/ on the path)."""
+
+from __future__ import annotations
+
+from tuner_service.settings import Settings
+
+
+def make_settings(url: str, **kw: object) -> Settings:
+    base: dict[str, object] = {
+        "database_url": url, "heartbeat_interval": 0.5, "grace_period": 2.0,
+        "poll_interval": 0.1,
+    }
+    base.update(kw)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+TINY_SPACE = {
+    "conv_blocks": {"type": "fixed", "value": 1},
+    "convs_per_block": {"type": "fixed", "value": 1},
+    "filters": {"type": "categorical", "choices": [4, 8]},
+    "dense_units": {"type": "categorical", "choices": [8, 16]},
+    "dropout": {"type": "fixed", "value": 0.0},
+    "learning_rate": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+    "early_stopping_patience": {"type": "fixed", "value": 0},
+    "batch_size": {"type": "fixed", "value": 64},
+}
+
+
+def tiny_spec(name: str = "tiny", **overrides: object) -> dict[str, object]:
+    """A study that trains in a second or two per trial on 2 CPU cores."""
+    spec: dict[str, object] = {
+        "name": name,
+        "dataset": {"name": "synthetic", "shape": [8, 8, 1], "n_classes": 3, "n_samples": 240,
+                    "seed": 0},
+        "objective": {"metric": "val_accuracy"},
+        "engine": {"kind": "optuna", "sampler": "random", "pruner": "none"},
+        "budget": {"n_trials": 3, "max_epochs": 2, "max_parallel": 1},
+        "search_space": TINY_SPACE,
+        "seed": 1,
+    }
+    spec.update(overrides)
+    return spec
