@@ -170,6 +170,11 @@ def _suggest(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def _or_list(items: Sequence[str]) -> str:
+    quoted = [f"'{i}'" for i in items]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
 def _range_text(hp: HyperParameter) -> str:
     close = ")" if hp.high_exclusive else "]"
     return f"[{_fmt(hp.low)}, {_fmt(hp.high)}{close}"
@@ -998,7 +1003,7 @@ def _parse(raw: Any) -> tuple[SearchSpace | None, list[Problem]]:
         if "type" not in body:
             out.add(
                 (name,),
-                "missing 'type'; use one of " + ", ".join(f"'{t}'" for t in DIMENSION_TYPES),
+                "missing 'type'; use one of " + _or_list(DIMENSION_TYPES),
                 "missing_type",
             )
             continue
@@ -1007,9 +1012,10 @@ def _parse(raw: Any) -> tuple[SearchSpace | None, list[Problem]]:
             out.add(
                 (name, "type"),
                 f"unknown type {_fmt(dtype)}"
-                + (_suggest(dtype, DIMENSION_TYPES) if isinstance(dtype, str) else "")
-                + "; use one of "
-                + ", ".join(f"'{t}'" for t in DIMENSION_TYPES),
+                + (
+                    (isinstance(dtype, str) and _suggest(dtype, DIMENSION_TYPES))
+                    or "; use one of " + _or_list(DIMENSION_TYPES)
+                ),
                 "unknown_type",
             )
             continue
@@ -1029,7 +1035,7 @@ def _parse(raw: Any) -> tuple[SearchSpace | None, list[Problem]]:
             out.add(
                 (name, "type"),
                 f"'{name}' is {kind_text} hyperparameter; a '{dtype}' dimension does not fit it "
-                "(use " + " or ".join(f"'{t}'" for t in _TYPES_FOR_KIND[hp.kind]) + ")",
+                f"(use {_or_list(_TYPES_FOR_KIND[hp.kind])})",
                 "incompatible_type",
             )
             continue
