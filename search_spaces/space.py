@@ -79,6 +79,7 @@ _TYPES_FOR_KIND: Mapping[str, tuple[str, ...]] = {
     "bool": ("categorical", "fixed"),
     "categorical": ("categorical", "fixed"),
 }
+# Relative tolerance of float grids ("step" dividing the range, values on the grid).
 _FLOAT_REL_TOL = 1e-9
 
 
@@ -225,7 +226,7 @@ def _canonical(hp: HyperParameter, value: Any) -> Any:
 
 def _on_float_grid(low: float, step: float, value: float) -> bool:
     ratio = (value - low) / step
-    return abs(ratio - round(ratio)) <= 1e-6 * max(1.0, abs(ratio))
+    return abs(ratio - round(ratio)) <= _FLOAT_REL_TOL * max(1.0, abs(ratio))
 
 
 def _decimals(x: float) -> int:
