@@ -18,8 +18,8 @@ Every loader returns channels-last float32 inputs and int32 labels ``0..n_classe
   ``0..n-1``.
 * ``image_folder`` -- one sub-folder of images per class under the data root, resized to
   ``spec.image_size`` (default 64x64) and scaled by /255; grayscale when every image is.
-* ``synthetic`` -- generated, learnable data (oriented stripes with a class colour for images,
-  Gaussian blobs for tabular shapes), seeded by ``spec.seed``.
+* ``synthetic`` -- generated, learnable data (images: a brightness level per class and channel
+  plus oriented stripes; tabular: Gaussian blobs), seeded by ``spec.seed``.
 
 Splits: a dataset's own test split is used when it has one; otherwise ``test_split`` is carved
 off first, then ``validation_split`` of the rest -- both stratified and seeded with
@@ -531,15 +531,19 @@ def _load_synthetic(spec: DatasetSpec) -> RawData:
         return x.astype(np.float32), y, None, None
     h, w = int(shape[0]), int(shape[1])
     c = int(shape[2]) if len(shape) == 3 else 1
-    # Class k: stripes at angle pi*k/n_classes with its own frequency, in its own colour.
+    # Class k: a brightness level per channel (evenly spaced levels, shuffled per channel) plus
+    # stripes at angle pi*k/n_classes with a class frequency and a random phase, plus noise --
+    # learnable from global averages (GAP heads) as well as from local patterns.
+    levels = np.stack(
+        [rng.permutation(np.linspace(0.25, 0.75, n_classes)) for _ in range(c)], axis=1
+    )
     angles = np.pi * np.arange(n_classes) / n_classes
-    freqs = rng.uniform(1.5, 3.0, size=n_classes) / max(h, w)
-    colours = rng.uniform(0.3, 1.0, size=(n_classes, c))
+    freqs = rng.uniform(1.0, 2.5, size=n_classes) / max(h, w)
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     phase = rng.uniform(0, 2 * np.pi, size=n)
-    proj = (np.cos(angles)[y, None, None] * rows + np.sin(angles)[y, None, None] * cols)
-    stripes = 0.5 + 0.4 * np.sin(2 * np.pi * freqs[y, None, None] * proj + phase[:, None, None])
-    x = stripes[..., None] * colours[y, None, None, :]
+    proj = np.cos(angles)[y, None, None] * rows + np.sin(angles)[y, None, None] * cols
+    stripes = 0.2 * np.sin(2 * np.pi * freqs[y, None, None] * proj + phase[:, None, None])
+    x = levels[y, None, None, :] + stripes[..., None]
     x = x + rng.normal(0.0, 0.1, size=x.shape)
     return np.clip(x, 0.0, 1.0).astype(np.float32), y, None, None
 
