@@ -16,8 +16,9 @@ Every loader returns channels-last float32 inputs and int32 labels ``0..n_classe
 * ``npz`` -- ``x_train``, ``y_train`` (and optionally ``x_test``, ``y_test``) under the data root;
   uint8 inputs are scaled by /255, float inputs kept; any integer labels are remapped to
   ``0..n-1``.
-* ``image_folder`` -- one sub-folder of images per class under the data root, resized to
-  ``spec.image_size`` (default 64x64) and scaled by /255; grayscale when every image is.
+* ``image_folder`` -- one sub-folder of images (PNG, JPEG, BMP, GIF; decoded with TensorFlow,
+  imported only then) per class under the data root, resized (bilinear) to ``spec.image_size``
+  (default 64x64) and scaled by /255; one channel when every image is grayscale, else RGB.
 * ``synthetic`` -- generated, learnable data (images: a brightness level per class and channel
   plus oriented stripes; tabular: Gaussian blobs), seeded by ``spec.seed``.
 
@@ -68,7 +69,7 @@ DEFAULT_SYNTHETIC_CLASSES = 3
 DEFAULT_SYNTHETIC_SAMPLES = 600
 #: Seconds a Keras dataset download may wait on the network before giving up.
 DOWNLOAD_TIMEOUT_S = 20.0
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 DATA_ROOT_ENV = "TUNER_DATA_ROOT"
 
 Array = np.ndarray
@@ -468,9 +469,37 @@ def _load_npz(spec: DatasetSpec, data_root: Path | None) -> RawData:
     return x, y, xt, yt
 
 
-def _load_image_folder(spec: DatasetSpec, data_root: Path | None) -> RawData:
-    from PIL import Image, UnidentifiedImageError
+def _decode_image(path: Path) -> Array:
+    """uint8 (H, W, C) array of one image file (decoded by TensorFlow: PNG, JPEG, BMP, GIF)."""
+    import tensorflow as tf
 
+    try:
+        image = tf.io.decode_image(
+            tf.io.read_file(str(path)), channels=0, expand_animations=False
+        )
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, ValueError) as exc:
+        raise DatasetError(f"cannot read {path.name} ({str(exc).splitlines()[0]})") from exc
+    return np.asarray(image.numpy(), dtype=np.uint8)
+
+
+def _resize(images: list[Array], height: int, width: int, gray: bool) -> Array:
+    import tensorflow as tf
+
+    out = []
+    for im in images:
+        channels = im.shape[-1]
+        if gray:
+            im = im[..., :1]
+        elif channels in (1, 2):  # gray (+ alpha) -> RGB
+            im = np.repeat(im[..., :1], 3, axis=-1)
+        else:  # RGB(A) -> RGB
+            im = im[..., :3]
+        resized = tf.image.resize(im, (height, width), method="bilinear").numpy()
+        out.append(np.clip(resized, 0.0, 255.0) / np.float32(255.0))
+    return np.stack(out).astype(np.float32)
+
+
+def _load_image_folder(spec: DatasetSpec, data_root: Path | None) -> RawData:
     root, folder = _confined(data_root, spec.path)
     if not folder.is_dir():
         raise DatasetError(f"image folder {spec.path!r} not found under the data root ({folder})")
@@ -494,25 +523,18 @@ def _load_image_folder(spec: DatasetSpec, data_root: Path | None) -> RawData:
         for f in found:
             real = f.resolve()
             if real != root and root not in real.parents:
-                raise DatasetError(f"image {f} links outside the data root")
+                raise DatasetError(f"image {f} links outside the data root {root}")
             files.append((f, label))
-    images: list[Image.Image] = []
+    images: list[Array] = []
     for f, _ in files:
         try:
-            with Image.open(f) as im:
-                im.load()
-                images.append(im.copy())
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DatasetError(f"image folder {spec.path!r}: cannot read {f.name} ({exc})") from exc
-    gray = all(im.mode in ("1", "L", "I;16", "I", "F") for im in images)
-    mode = "L" if gray else "RGB"
-    x = np.stack([
-        np.asarray(im.convert(mode).resize((width, height), Image.Resampling.BILINEAR),
-                   dtype=np.uint8)
-        for im in images
-    ])
+            images.append(_decode_image(f))
+        except DatasetError as exc:
+            raise DatasetError(f"image folder {spec.path!r}: {exc}") from exc
+    gray = all(im.shape[-1] == 1 for im in images)
+    x = _resize(images, int(height), int(width), gray)
     y = np.asarray([label for _, label in files])
-    return _channels_last(_scale_images(x)), y, None, None
+    return x, y, None, None
 
 
 def _load_synthetic(spec: DatasetSpec) -> RawData:
