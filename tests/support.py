@@ -20,6 +20,7 @@ TINY_SPACE = {
     "filters": {"type": "categorical", "choices": [4, 8]},
     "dense_units": {"type": "categorical", "choices": [8, 16]},
     "dropout": {"type": "fixed", "value": 0.0},
+    "batch_norm": {"type": "fixed", "value": False},
     "learning_rate": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
     "early_stopping_patience": {"type": "fixed", "value": 0},
     "batch_size": {"type": "fixed", "value": 64},

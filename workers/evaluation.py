@@ -56,9 +56,11 @@ def evaluate_pending(services: Services, datasets: DatasetCache) -> int:
 
 def _evaluate(services: Services, datasets: DatasetCache, name: str, spec: StudySpec) -> dict:
     study = optuna.load_study(study_name=name, storage=services.storage)
+    if len(study.directions) > 1:
+        return {"skipped": "several objectives: no single best model to evaluate"}
     best = best_trials(study)
-    if len(best) != 1:
-        return {"skipped": "no single best trial (none finished, or several objectives)"}
+    if not best:
+        return {"skipped": "no trial completed"}
     trial = best[0]
     artifact_id = trial.user_attrs.get(ATTR_MODEL_ARTIFACT)
     if not artifact_id:
