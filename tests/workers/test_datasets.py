@@ -105,7 +105,7 @@ def test_synthetic_images_default_shape_balance_and_learnability() -> None:
     assert d.input_shape == (16, 16, 3) and d.n_classes == 3
     assert sum(d.sizes.values()) == 600
     assert np.all(np.bincount(np.concatenate([d.y_train, d.y_val, d.y_test])) == 200)
-    assert 0.0 <= d.x_train.min() and d.x_train.max() <= 1.0
+    assert d.x_train.min() >= 0.0 and d.x_train.max() <= 1.0
     clf = LogisticRegression(max_iter=300).fit(d.x_train.reshape(len(d.x_train), -1), d.y_train)
     assert clf.score(d.x_val.reshape(len(d.x_val), -1), d.y_val) > 0.9
 
@@ -377,7 +377,7 @@ def test_image_folder_rgb_resized(tmp_path) -> None:
     check_arrays(d)
     assert d.input_shape == (8, 6, 3) and d.n_classes == 3
     assert sum(d.sizes.values()) == 30
-    assert 0.0 <= d.x_train.min() and d.x_train.max() <= 1.0
+    assert d.x_train.min() >= 0.0 and d.x_train.max() <= 1.0
     default = load_dataset(spec(name="image_folder", path="pics"), data_root=tmp_path)
     assert default.input_shape == (64, 64, 3)
 
@@ -399,7 +399,7 @@ def test_image_folder_problems(tmp_path) -> None:
         load_dataset(spec(name="image_folder", path="empty"), data_root=tmp_path)
     _write_images(tmp_path / "broken", {"a": 3, "b": 3})
     (tmp_path / "broken" / "b" / "bad.png").write_bytes(b"not a png")
-    with pytest.raises(DatasetError, match="cannot read bad.png"):
+    with pytest.raises(DatasetError, match=r"cannot read bad\.png"):
         load_dataset(spec(name="image_folder", path="broken"), data_root=tmp_path)
     with pytest.raises(DatasetError, match="not found"):
         load_dataset(spec(name="image_folder", path="nowhere"), data_root=tmp_path)
