@@ -895,19 +895,14 @@ def _check_condition_values(
             if why is not None:
                 out.add(path, f"impossible condition: {why}", "impossible_condition")
                 continue
-            if cond.name in space:
-                if not space[cond.name].can_take(value):
-                    out.add(
-                        path,
-                        f"impossible condition: '{cond.name}' never takes {_fmt(raw_value)} "
-                        f"in this search space",
-                        "impossible_condition",
-                    )
-            elif cond.name not in in_raw and not _same(value, hp.default):
+            # A hyperparameter outside the space keeps its default, so a condition on another
+            # of its valid values leaves this dimension inactive: allowed, e.g. momentum for
+            # sgd/rmsprop in a space that does not tune the optimizer (yet).
+            if cond.name in space and not space[cond.name].can_take(value):
                 out.add(
                     path,
-                    f"impossible condition: '{cond.name}' is not in the search space, so it is "
-                    f"always its default {_fmt(hp.default)}, never {_fmt(raw_value)}",
+                    f"impossible condition: '{cond.name}' never takes {_fmt(raw_value)} "
+                    f"in this search space",
                     "impossible_condition",
                 )
 

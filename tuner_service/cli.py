@@ -7,7 +7,6 @@ works with or without a running API.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,12 @@ from .settings import Settings, load_settings
 
 app = typer.Typer(add_completion=False, help="Keras CNN hyperparameter tuning service.")
 console = Console(stderr=True)
-DbOpt = typer.Option(None, "--database-url", envvar="TUNER_DATABASE_URL",
-                     help="Service database (default sqlite:///./tuner.db).")
+DbOpt = typer.Option(
+    None,
+    "--database-url",
+    envvar="TUNER_DATABASE_URL",
+    help="Service database (default sqlite:///./tuner.db).",
+)
 
 
 def _settings(database_url: str | None, **kw: Any) -> Settings:
@@ -69,8 +72,12 @@ def serve(
     setup_logging(settings)
     if not no_migrate:
         upgrade(settings.database_url)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower())
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+    )
 
 
 def _read_spec(path: Path) -> dict[str, Any]:
@@ -123,8 +130,14 @@ def studies(
         services.close()
     table = Table("id", "name", "status", "engine", "trials", "created")
     for s in data:
-        table.add_row(str(s["id"]), s["name"], s["status"], s["engine"], str(s["n_trials"]),
-                      s["created_at"][:19])
+        table.add_row(
+            str(s["id"]),
+            s["name"],
+            s["status"],
+            s["engine"],
+            str(s["n_trials"]),
+            s["created_at"][:19],
+        )
     Console().print(table)
     console.print(f"{count} studies")
 
@@ -154,17 +167,23 @@ def watch(
     try:
         detail = services.study_detail(study_id)
         with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
         ) as progress:
             task = progress.add_task(detail["name"], total=detail["n_trials"], info="")
             while True:
                 detail = services.study_detail(study_id)
                 c = detail["trial_counts"]
                 best = detail["best_trial"]
-                info = (f"{detail['status']} running={c['running']} pruned={c['pruned']} "
-                        f"failed={c['fail']} best="
-                        + (f"{best['value']:.4f}" if best and best["value"] is not None else "-"))
+                info = (
+                    f"{detail['status']} running={c['running']} pruned={c['pruned']} "
+                    f"failed={c['fail']} best="
+                    + (f"{best['value']:.4f}" if best and best["value"] is not None else "-")
+                )
                 progress.update(task, completed=detail["budget"]["finished"], info=info)
                 final = detail["status"] in ("completed", "cancelled", "failed")
                 evaluating = detail["evaluation_state"] in ("pending", "running")
@@ -183,8 +202,10 @@ def watch(
 
 
 def _print_outcome(detail: dict[str, Any]) -> None:
-    print(f"study {detail['id']} '{detail['name']}': {detail['status']}"
-          + (f" ({detail['status_reason']})" if detail.get("status_reason") else ""))
+    print(
+        f"study {detail['id']} '{detail['name']}': {detail['status']}"
+        + (f" ({detail['status_reason']})" if detail.get("status_reason") else "")
+    )
     c = detail["trial_counts"]
     print(f"trials: {c['complete']} complete, {c['pruned']} pruned, {c['fail']} failed")
     best = detail["best_trial"]
@@ -216,4 +237,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -7,7 +7,6 @@ Optuna is pure Python (no TensorFlow), so the control plane may use it freely.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -126,7 +125,9 @@ def engine_problems(spec: StudySpec) -> list[Problem]:
         build_pruner(engine, max_epochs=spec.budget.max_epochs)
     except (TypeError, ValueError) as exc:
         problems.append(
-            Problem(("engine", "pruner_options"), f"pruner '{engine.pruner}': {exc}", "engine_options")
+            Problem(
+                ("engine", "pruner_options"), f"pruner '{engine.pruner}': {exc}", "engine_options"
+            )
         )
     if engine.sampler == "grid" and not problems:
         size = space.grid_size()
@@ -134,7 +135,8 @@ def engine_problems(spec: StudySpec) -> list[Problem]:
             problems.append(
                 Problem(
                     ("budget", "n_trials"),
-                    f"the grid has {size} points; n_trials ({spec.budget.n_trials}) cannot exceed it",
+                    f"the grid has {size} points; "
+                    f"n_trials ({spec.budget.n_trials}) cannot exceed it",
                     "grid_too_small",
                 )
             )
@@ -164,7 +166,9 @@ def trial_to_dict(t: FrozenTrial) -> dict[str, Any]:
         "params": t.params,
         "values": values,
         "value": values[0] if values and len(values) == 1 else None,
-        "intermediate_values": {str(k): _finite(v) for k, v in sorted(t.intermediate_values.items())},
+        "intermediate_values": {
+            str(k): _finite(v) for k, v in sorted(t.intermediate_values.items())
+        },
         "datetime_start": _iso(t.datetime_start),
         "datetime_complete": _iso(t.datetime_complete),
         "duration_s": duration,

@@ -42,7 +42,9 @@ def claim(repo: Repository, worker_id: str) -> Claim | None:
     return None
 
 
-def end_lease(repo: Repository, lease: Lease, target: LeaseState, reason: str | None = None) -> bool:
+def end_lease(
+    repo: Repository, lease: Lease, target: LeaseState, reason: str | None = None
+) -> bool:
     """End a lease and complete its study when that was the last piece of its budget.
 
     Returns False when the lease had already been taken back (by the reaper).

@@ -24,8 +24,12 @@ log = logging.getLogger(__name__)
 
 class Reaper:
     def __init__(
-        self, repo: Repository, storage: optuna.storages.BaseStorage, *,
-        grace_period: float, max_retries: int,
+        self,
+        repo: Repository,
+        storage: optuna.storages.BaseStorage,
+        *,
+        grace_period: float,
+        max_retries: int,
     ) -> None:
         self.repo = repo
         self.storage = storage
@@ -90,8 +94,9 @@ class Reaper:
         # Optuna stamps trials with local naive time.
         cutoff = datetime.now() - timedelta(seconds=self.grace_period)
         n = 0
-        for t in self.storage.get_all_trials(row.optuna_study_id, deepcopy=False,
-                                              states=(TrialState.RUNNING,)):
+        for t in self.storage.get_all_trials(
+            row.optuna_study_id, deepcopy=False, states=(TrialState.RUNNING,)
+        ):
             if t._trial_id in held or t.datetime_start is None:
                 continue
             if t.datetime_start.replace(tzinfo=None) >= cutoff:

@@ -73,14 +73,29 @@ class Repository:
     # --- studies --------------------------------------------------------------------------
     @db_retry()
     def insert_study(
-        self, *, name: str, optuna_study_id: int, spec: dict[str, Any], engine_kind: str,
-        n_trials: int, max_parallel: int, timeout_s: float | None,
+        self,
+        *,
+        name: str,
+        optuna_study_id: int,
+        spec: dict[str, Any],
+        engine_kind: str,
+        n_trials: int,
+        max_parallel: int,
+        timeout_s: float | None,
     ) -> StudyRow:
         now = utcnow()
         row = StudyRow(
-            name=name, optuna_study_id=optuna_study_id, spec=spec, engine_kind=engine_kind,
-            status=StudyStatus.QUEUED.value, n_trials=n_trials, max_parallel=max_parallel,
-            timeout_s=timeout_s, lease_seq=0, created_at=now, updated_at=now,
+            name=name,
+            optuna_study_id=optuna_study_id,
+            spec=spec,
+            engine_kind=engine_kind,
+            status=StudyStatus.QUEUED.value,
+            n_trials=n_trials,
+            max_parallel=max_parallel,
+            timeout_s=timeout_s,
+            lease_seq=0,
+            created_at=now,
+            updated_at=now,
         )
         with self.session() as s:
             s.add(row)
@@ -124,7 +139,11 @@ class Repository:
 
     @db_retry()
     def set_study_status(
-        self, study_id: int, *, expected: Sequence[StudyStatus], target: StudyStatus,
+        self,
+        study_id: int,
+        *,
+        expected: Sequence[StudyStatus],
+        target: StudyStatus,
         reason: str | None = None,
     ) -> bool:
         """Compare-and-set; returns False when the study was not in an expected status."""
@@ -147,18 +166,26 @@ class Repository:
 
     @db_retry()
     def set_evaluation(
-        self, study_id: int, *, expected: Sequence[str | None], state: str,
+        self,
+        study_id: int,
+        *,
+        expected: Sequence[str | None],
+        state: str,
         evaluation: dict[str, Any] | None = None,
     ) -> bool:
         """Compare-and-set of the final evaluation's state (one worker evaluates)."""
-        conds = [StudyRow.evaluation_state.is_(None) if e is None else StudyRow.evaluation_state == e
-                 for e in expected]
+        conds = [
+            StudyRow.evaluation_state.is_(None) if e is None else StudyRow.evaluation_state == e
+            for e in expected
+        ]
         values: dict[str, Any] = {"evaluation_state": state, "updated_at": utcnow()}
         if evaluation is not None:
             values["evaluation"] = evaluation
         with self.session() as s:
             res = s.execute(
-                sa.update(StudyRow).where(StudyRow.id == study_id).where(sa.or_(*conds))
+                sa.update(StudyRow)
+                .where(StudyRow.id == study_id)
+                .where(sa.or_(*conds))
                 .values(**values)
             )
             return bool(res.rowcount)  # type: ignore[attr-defined]
@@ -170,7 +197,8 @@ class Repository:
             # The first statement writes, so SQLite takes its write lock (waiting on
             # busy_timeout) before anything is read: the transaction is serialised.
             s.execute(
-                sa.update(StudyRow).where(StudyRow.id == study_id)
+                sa.update(StudyRow)
+                .where(StudyRow.id == study_id)
                 .values(lease_seq=StudyRow.lease_seq)
             )
             return s.get(StudyRow, study_id, populate_existing=True)
@@ -200,8 +228,10 @@ class Repository:
             study = self._lock_study(s, study_id)
             if study is None or not StudyStatus(study.status).hands_out_trials:
                 return None
-            if study.timeout_s is not None and study.started_at is not None and (
-                now - study.started_at > timedelta(seconds=study.timeout_s)
+            if (
+                study.timeout_s is not None
+                and study.started_at is not None
+                and (now - study.started_at > timedelta(seconds=study.timeout_s))
             ):
                 return None
             counts = self._lease_counts(s, study_id)
@@ -209,8 +239,12 @@ class Repository:
                 return None
             study.lease_seq += 1
             lease = LeaseRow(
-                study_id=study_id, worker_id=worker_id, state=LeaseState.ACTIVE.value,
-                seq=study.lease_seq, created_at=now, updated_at=now,
+                study_id=study_id,
+                worker_id=worker_id,
+                state=LeaseState.ACTIVE.value,
+                seq=study.lease_seq,
+                created_at=now,
+                updated_at=now,
             )
             s.add(lease)
             if study.status == StudyStatus.QUEUED.value:
@@ -242,14 +276,13 @@ class Repository:
     def attach_trial(self, lease_id: int, *, trial_id: int, trial_number: int) -> None:
         with self.session() as s:
             s.execute(
-                sa.update(LeaseRow).where(LeaseRow.id == lease_id)
+                sa.update(LeaseRow)
+                .where(LeaseRow.id == lease_id)
                 .values(trial_id=trial_id, trial_number=trial_number, updated_at=utcnow())
             )
 
     @db_retry()
-    def end_lease(
-        self, lease_id: int, target: LeaseState, *, reason: str | None = None
-    ) -> bool:
+    def end_lease(self, lease_id: int, target: LeaseState, *, reason: str | None = None) -> bool:
         """Compare-and-set from ACTIVE; False when someone (the reaper) ended it first."""
         with self.session() as s:
             res = s.execute(
@@ -266,8 +299,11 @@ class Repository:
         with self.session() as s:
             s.execute(
                 sa.update(LeaseRow)
-                .where(LeaseRow.study_id == study_id, LeaseRow.trial_id == trial_id,
-                       LeaseRow.state == LeaseState.LOST.value)
+                .where(
+                    LeaseRow.study_id == study_id,
+                    LeaseRow.trial_id == trial_id,
+                    LeaseRow.state == LeaseState.LOST.value,
+                )
                 .values(state=LeaseState.FINISHED.value, updated_at=utcnow())
             )
 
@@ -311,7 +347,7 @@ class Repository:
                 .where(LeaseRow.study_id == study_id, LeaseRow.trial_number.is_not(None))
                 .order_by(LeaseRow.id)
             )
-            return {int(n): w for n, w in s.execute(q)}
+            return {int(n): w for n, w in s.execute(q) if n is not None}
 
     @db_retry()
     def leases_by_state(self) -> dict[str, int]:
@@ -328,11 +364,18 @@ class Repository:
         with self.session() as s:
             row = s.get(WorkerRow, worker_id)
             if row is None:
-                s.add(WorkerRow(
-                    id=worker_id, host=host, pid=pid, device=device,
-                    status=WorkerStatus.ALIVE.value, started_at=now, last_heartbeat=now,
-                    info=info,
-                ))
+                s.add(
+                    WorkerRow(
+                        id=worker_id,
+                        host=host,
+                        pid=pid,
+                        device=device,
+                        status=WorkerStatus.ALIVE.value,
+                        started_at=now,
+                        last_heartbeat=now,
+                        info=info,
+                    )
+                )
             else:  # idempotent on retry
                 row.status = WorkerStatus.ALIVE.value
                 row.last_heartbeat = now
@@ -359,11 +402,14 @@ class Repository:
     @db_retry()
     def mark_silent_workers_dead(self, cutoff: datetime) -> list[str]:
         with self.session() as s:
-            ids = list(s.scalars(
-                sa.select(WorkerRow.id).where(
-                    WorkerRow.status == WorkerStatus.ALIVE.value, WorkerRow.last_heartbeat < cutoff
+            ids = list(
+                s.scalars(
+                    sa.select(WorkerRow.id).where(
+                        WorkerRow.status == WorkerStatus.ALIVE.value,
+                        WorkerRow.last_heartbeat < cutoff,
+                    )
                 )
-            ))
+            )
             if ids:
                 s.execute(
                     sa.update(WorkerRow)
@@ -373,7 +419,9 @@ class Repository:
             return ids
 
     @db_retry()
-    def list_workers(self, *, include_stopped: bool = False) -> list[tuple[WorkerRow, Lease | None]]:
+    def list_workers(
+        self, *, include_stopped: bool = False
+    ) -> list[tuple[WorkerRow, Lease | None]]:
         with self.session() as s:
             q = sa.select(WorkerRow).order_by(WorkerRow.started_at)
             if not include_stopped:

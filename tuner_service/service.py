@@ -97,7 +97,9 @@ class Services:
         spec_json = spec.model_dump(mode="json")
         try:
             study = optuna.create_study(
-                study_name=spec.name, storage=self.storage, directions=spec.directions
+                study_name=spec.name,
+                storage=self.storage,
+                directions=list(spec.directions),  # type: ignore[arg-type]
             )
         except optuna.exceptions.DuplicatedStudyError as exc:
             raise ConflictError(f"a study named '{spec.name}' already exists") from exc
@@ -105,9 +107,13 @@ class Services:
         study.set_user_attr("engine", spec.engine.kind)
         try:
             row = self.repo.insert_study(
-                name=spec.name, optuna_study_id=study._study_id, spec=spec_json,
-                engine_kind=spec.engine.kind, n_trials=spec.budget.n_trials,
-                max_parallel=spec.budget.max_parallel, timeout_s=spec.budget.timeout_s,
+                name=spec.name,
+                optuna_study_id=study._study_id,
+                spec=spec_json,
+                engine_kind=spec.engine.kind,
+                n_trials=spec.budget.n_trials,
+                max_parallel=spec.budget.max_parallel,
+                timeout_s=spec.budget.timeout_s,
             )
         except Exception:
             optuna.delete_study(study_name=spec.name, storage=self.storage)
@@ -249,7 +255,11 @@ class Services:
         return self._transition(study_id, StudyStatus.CANCELLED, reason="cancelled by user")
 
     def _transition(
-        self, study_id: int, target: StudyStatus, *, reason: str | None = None,
+        self,
+        study_id: int,
+        target: StudyStatus,
+        *,
+        reason: str | None = None,
         only_from: tuple[StudyStatus, ...] | None = None,
     ) -> StudyRow:
         for _ in range(5):  # compare-and-set; retry if a worker changed the status meanwhile
@@ -258,30 +268,40 @@ class Services:
             if only_from is not None and current not in only_from:
                 raise ConflictError(f"study {study_id} is {current.value}, not paused")
             check_study_transition(current, target)
-            if self.repo.set_study_status(study_id, expected=[current], target=target,
-                                          reason=reason):
+            if self.repo.set_study_status(
+                study_id, expected=[current], target=target, reason=reason
+            ):
                 return self.study_row(study_id)
         raise ConflictError(f"study {study_id} changed status concurrently; try again")
 
     def workers(self, *, include_stopped: bool = False) -> list[dict[str, Any]]:
         out = []
         for w, lease in self.repo.list_workers(include_stopped=include_stopped):
-            out.append({
-                "id": w.id,
-                "host": w.host,
-                "pid": w.pid,
-                "device": w.device,
-                "status": w.status,
-                "started_at": w.started_at.isoformat(),
-                "last_heartbeat": w.last_heartbeat.isoformat(),
-                "current_trial": None if lease is None else {
-                    "study_id": lease.study_id,
-                    "trial_number": lease.trial_number,
-                },
-            })
+            out.append(
+                {
+                    "id": w.id,
+                    "host": w.host,
+                    "pid": w.pid,
+                    "device": w.device,
+                    "status": w.status,
+                    "started_at": w.started_at.isoformat(),
+                    "last_heartbeat": w.last_heartbeat.isoformat(),
+                    "current_trial": None
+                    if lease is None
+                    else {
+                        "study_id": lease.study_id,
+                        "trial_number": lease.trial_number,
+                    },
+                }
+            )
         return out
 
 
 def _best_summary(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     d = trial_to_dict(t)
-    return {"number": d["number"], "value": d["value"], "values": d["values"], "params": d["params"]}
+    return {
+        "number": d["number"],
+        "value": d["value"],
+        "values": d["values"],
+        "params": d["params"],
+    }

@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     )
     heartbeat_interval: float = Field(10.0, gt=0, description="Seconds between worker heartbeats.")
     grace_period: float | None = Field(
-        None, gt=0, description="Silence after which a worker's trials are re-queued "
+        None,
+        gt=0,
+        description="Silence after which a worker's trials are re-queued "
         "(default: 3 heartbeat intervals).",
     )
     max_retries: int = Field(2, ge=0, description="Re-queues of a trial whose worker was lost.")

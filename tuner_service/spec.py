@@ -80,7 +80,9 @@ class DatasetSpec(_Strict):
         if self.name in FILE_DATASETS and not self.path:
             raise ValueError(f"dataset '{self.name}' needs a 'path' under the data root")
         if self.name not in FILE_DATASETS and self.path is not None:
-            raise ValueError(f"'path' is only for the npz and image_folder datasets, not '{self.name}'")
+            raise ValueError(
+                f"'path' is only for the npz and image_folder datasets, not '{self.name}'"
+            )
         synthetic_only = ("shape", "n_classes", "n_samples")
         if self.name != "synthetic":
             given = [f for f in synthetic_only if getattr(self, f) is not None]
@@ -129,13 +131,17 @@ class BudgetSpec(_Strict):
 
 class StudySpec(_Strict):
     name: str = Field(
-        min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
         description="Unique study name (letters, digits, '_', '.', '-').",
     )
     dataset: DatasetSpec
-    objective: ObjectiveSpec | list[ObjectiveSpec] = Field(default_factory=ObjectiveSpec)
+    objective: ObjectiveSpec | list[ObjectiveSpec] = Field(
+        default_factory=lambda: ObjectiveSpec()
+    )
     engine: EngineSpec = Field(default_factory=OptunaEngineSpec)
-    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    budget: BudgetSpec = Field(default_factory=lambda: BudgetSpec())
     search_space: dict[str, Any] = Field(
         default_factory=dict,
         json_schema_extra={"$comment": "See the SearchSpace schema in docs/search-space.md."},

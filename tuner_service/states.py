@@ -32,15 +32,25 @@ _FINAL = frozenset({StudyStatus.CANCELLED, StudyStatus.COMPLETED, StudyStatus.FA
 
 _TRANSITIONS: dict[StudyStatus, frozenset[StudyStatus]] = {
     StudyStatus.QUEUED: frozenset(
-        {StudyStatus.RUNNING, StudyStatus.PAUSED, StudyStatus.CANCELLED, StudyStatus.FAILED,
-         StudyStatus.COMPLETED}
+        {
+            StudyStatus.RUNNING,
+            StudyStatus.PAUSED,
+            StudyStatus.CANCELLED,
+            StudyStatus.FAILED,
+            StudyStatus.COMPLETED,
+        }
     ),
     StudyStatus.RUNNING: frozenset(
         {StudyStatus.PAUSED, StudyStatus.CANCELLED, StudyStatus.COMPLETED, StudyStatus.FAILED}
     ),
     StudyStatus.PAUSED: frozenset(
-        {StudyStatus.QUEUED, StudyStatus.RUNNING, StudyStatus.CANCELLED, StudyStatus.FAILED,
-         StudyStatus.COMPLETED}
+        {
+            StudyStatus.QUEUED,
+            StudyStatus.RUNNING,
+            StudyStatus.CANCELLED,
+            StudyStatus.FAILED,
+            StudyStatus.COMPLETED,
+        }
     ),
     StudyStatus.CANCELLED: frozenset(),
     StudyStatus.COMPLETED: frozenset(),

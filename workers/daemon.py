@@ -38,8 +38,10 @@ def run(
     log_json: bool | None = typer.Option(None, "--log-json/--no-log-json"),
 ) -> None:
     settings = load_settings(
-        database_url=database_url, heartbeat_interval=heartbeat_interval,
-        poll_interval=poll_interval, log_json=log_json,
+        database_url=database_url,
+        heartbeat_interval=heartbeat_interval,
+        poll_interval=poll_interval,
+        log_json=log_json,
     )
     setup_logging(settings)
     from tuner_service.service import Services
@@ -53,10 +55,16 @@ def run(
     if mixed_precision and not gpus:
         logging.getLogger(__name__).warning("no GPU visible: mixed precision stays off")
     services = Services(settings)
-    worker = Worker(services, WorkerOptions(
-        device=device, once=once, max_trials=max_trials, mixed_precision=use_mixed,
-        exit_when_idle=exit_when_idle,
-    ))
+    worker = Worker(
+        services,
+        WorkerOptions(
+            device=device,
+            once=once,
+            max_trials=max_trials,
+            mixed_precision=use_mixed,
+            exit_when_idle=exit_when_idle,
+        ),
+    )
     worker.install_signal_handlers()
     try:
         code = worker.run()
@@ -70,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

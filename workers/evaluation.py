@@ -46,8 +46,12 @@ def evaluate_pending(services: Services, datasets: DatasetCache) -> int:
             log.info("study %s: best trial evaluated on the test split: %s", row.id, evaluation)
         except Exception as exc:  # the evaluation fails, the worker goes on
             log.exception("study %s: final evaluation failed", row.id)
-            repo.set_evaluation(row.id, expected=["running"], state="failed",
-                                evaluation={"error": f"{type(exc).__name__}: {exc}"})
+            repo.set_evaluation(
+                row.id,
+                expected=["running"],
+                state="failed",
+                evaluation={"error": f"{type(exc).__name__}: {exc}"},
+            )
         finally:
             clear_session()
         n += 1

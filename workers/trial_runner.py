@@ -77,7 +77,8 @@ def monitored_metric(objectives: Sequence[ObjectiveSpec]) -> tuple[str, str]:
 
 
 def objective_values(
-    objectives: Sequence[ObjectiveSpec], history: Mapping[str, Sequence[float]],
+    objectives: Sequence[ObjectiveSpec],
+    history: Mapping[str, Sequence[float]],
     param_count: int,
 ) -> list[float]:
     """Each objective at the best epoch (the weights the model keeps), ``params`` as counted."""
@@ -112,23 +113,35 @@ def run_trial(
     model: keras.Model | None = None
     param_count = 0
     try:
-        model = build_model(params, dataset.input_shape, dataset.n_classes,
-                            mixed_precision=mixed_precision)
+        model = build_model(
+            params, dataset.input_shape, dataset.n_classes, mixed_precision=mixed_precision
+        )
         param_count = int(model.count_params())
         metric, mode = monitored_metric(objectives)
         hook = _EpochHookCallback(on_epoch)
-        callbacks = [*training_callbacks(params, max_epochs=max_epochs, monitor=metric, mode=mode),
-                     hook]
+        callbacks = [
+            *training_callbacks(params, max_epochs=max_epochs, monitor=metric, mode=mode),
+            hook,
+        ]
         fit = model.fit(
-            dataset.x_train, dataset.y_train,
+            dataset.x_train,
+            dataset.y_train,
             validation_data=(dataset.x_val, dataset.y_val),
-            epochs=max_epochs, callbacks=callbacks, verbose=verbose, **fit_kwargs(params),
+            epochs=max_epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            **fit_kwargs(params),
         )
         history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
-    except Exception as exc:  # noqa: BLE001 - the trial fails, the worker goes on
+    except Exception as exc:
         return TrialResult(
-            Outcome.FAILED, None, history, len(history.get("loss", [])), param_count,
-            time.perf_counter() - started, reason=f"{type(exc).__name__}: {exc}",
+            Outcome.FAILED,
+            None,
+            history,
+            len(history.get("loss", [])),
+            param_count,
+            time.perf_counter() - started,
+            reason=f"{type(exc).__name__}: {exc}",
         )
     wall = time.perf_counter() - started
     epochs = len(history.get("loss", []))
@@ -136,16 +149,39 @@ def run_trial(
         (i for i, v in enumerate(history.get("loss", [])) if not math.isfinite(v)), None
     )
     if nan_epoch is not None:
-        return TrialResult(Outcome.FAILED, None, history, epochs, param_count, wall,
-                           reason=f"loss became NaN at epoch {nan_epoch + 1}")
+        return TrialResult(
+            Outcome.FAILED,
+            None,
+            history,
+            epochs,
+            param_count,
+            wall,
+            reason=f"loss became NaN at epoch {nan_epoch + 1}",
+        )
     if hook.decision is Decision.STOP:
-        return TrialResult(Outcome.HANDED_BACK, None, history, epochs, param_count, wall,
-                           reason="worker shutting down")
+        return TrialResult(
+            Outcome.HANDED_BACK,
+            None,
+            history,
+            epochs,
+            param_count,
+            wall,
+            reason="worker shutting down",
+        )
     if hook.decision is Decision.CANCEL:
-        return TrialResult(Outcome.CANCELLED, None, history, epochs, param_count, wall,
-                           reason="study cancelled")
+        return TrialResult(
+            Outcome.CANCELLED, None, history, epochs, param_count, wall, reason="study cancelled"
+        )
     if hook.decision is Decision.PRUNE:
-        return TrialResult(Outcome.PRUNED, None, history, epochs, param_count, wall,
-                           reason=f"pruned after epoch {epochs}", model=model)
+        return TrialResult(
+            Outcome.PRUNED,
+            None,
+            history,
+            epochs,
+            param_count,
+            wall,
+            reason=f"pruned after epoch {epochs}",
+            model=model,
+        )
     values = objective_values(objectives, history, param_count)
     return TrialResult(Outcome.COMPLETE, values, history, epochs, param_count, wall, model=model)

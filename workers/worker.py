@@ -62,8 +62,12 @@ def package_versions() -> dict[str, str]:
     import optuna
     import tensorflow as tf
 
-    return {"tensorflow": tf.__version__, "keras": keras.__version__,
-            "optuna": optuna.__version__, "python": platform.python_version()}
+    return {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "optuna": optuna.__version__,
+        "python": platform.python_version(),
+    }
 
 
 class Worker:
@@ -78,7 +82,8 @@ class Worker:
         self._versions: dict[str, str] = {}
         self.trials_run = 0
         self.reaper = Reaper(
-            services.repo, services.storage,
+            services.repo,
+            services.storage,
             grace_period=self.settings.effective_grace_period,
             max_retries=self.settings.max_retries,
         )
@@ -109,8 +114,11 @@ class Worker:
 
     def _register(self) -> None:
         self.services.repo.register_worker(
-            worker_id=self.id, host=socket.gethostname(), pid=os.getpid(),
-            device=self.options.device, info={"versions": self._versions},
+            worker_id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            device=self.options.device,
+            info={"versions": self._versions},
         )
 
     def run(self) -> int:
@@ -125,8 +133,10 @@ class Worker:
                 evaluate_pending(self.services, self.datasets)
                 c = claim(self.services.repo, self.id)
                 if c is None:
-                    if (self.options.exit_when_idle is not None
-                            and time.monotonic() - idle_since > self.options.exit_when_idle):
+                    if (
+                        self.options.exit_when_idle is not None
+                        and time.monotonic() - idle_since > self.options.exit_when_idle
+                    ):
                         log.info("no work for %.0fs: exiting", self.options.exit_when_idle)
                         break
                     self.stop_event.wait(self.settings.poll_interval)
@@ -161,17 +171,26 @@ class Worker:
             self._fail_study(c, str(exc))
             return
         seed_everything(handle.seed)
-        handle.set_attrs({
-            ATTR_SEED: handle.seed, ATTR_DATASET_FINGERPRINT: dataset.fingerprint,
-            ATTR_VERSIONS: self._versions, ATTR_PARAMS_FULL: handle.params,
-        })
+        handle.set_attrs(
+            {
+                ATTR_SEED: handle.seed,
+                ATTR_DATASET_FINGERPRINT: dataset.fingerprint,
+                ATTR_VERSIONS: self._versions,
+                ATTR_PARAMS_FULL: handle.params,
+            }
+        )
         metric, _mode = monitored_metric(spec.objectives)
         prefix = f"study {c.study.id} trial {handle.number}"
         log.info("%s: start %s", prefix, _short(handle.params, spec.search_space))
 
         def on_epoch(epoch: int, metrics: Mapping[str, float]) -> Decision:
-            log.info("%s epoch %d/%d %s", prefix, epoch + 1, spec.budget.max_epochs,
-                     " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+            log.info(
+                "%s epoch %d/%d %s",
+                prefix,
+                epoch + 1,
+                spec.budget.max_epochs,
+                " ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
+            )
             if self.stop_event.is_set():
                 return Decision.STOP
             study = repo.get_study(c.study.id)
@@ -182,8 +201,11 @@ class Worker:
             return Decision.CONTINUE
 
         result = run_trial(
-            handle.params, dataset, objectives=spec.objectives,
-            max_epochs=spec.budget.max_epochs, on_epoch=on_epoch,
+            handle.params,
+            dataset,
+            objectives=spec.objectives,
+            max_epochs=spec.budget.max_epochs,
+            on_epoch=on_epoch,
             mixed_precision=self.options.mixed_precision,
         )
         try:
@@ -194,15 +216,23 @@ class Worker:
             log.exception("%s: could not record the result", prefix)
         finally:
             clear_session()
-        log.info("%s: %s %s", prefix, result.outcome.value,
-                 result.values if result.values is not None else (result.reason or ""))
+        log.info(
+            "%s: %s %s",
+            prefix,
+            result.outcome.value,
+            result.values if result.values is not None else (result.reason or ""),
+        )
 
     def _record(self, c: Claim, handle: TrialHandle, result: TrialResult) -> None:
-        handle.set_attrs({
-            ATTR_HISTORY: result.history, ATTR_EPOCHS: result.epochs,
-            ATTR_PARAM_COUNT: result.param_count, ATTR_WALL_TIME: result.wall_time_s,
-            ATTR_DEVICE_SECONDS: result.wall_time_s,
-        })
+        handle.set_attrs(
+            {
+                ATTR_HISTORY: result.history,
+                ATTR_EPOCHS: result.epochs,
+                ATTR_PARAM_COUNT: result.param_count,
+                ATTR_WALL_TIME: result.wall_time_s,
+                ATTR_DEVICE_SECONDS: result.wall_time_s,
+            }
+        )
         if result.outcome is Outcome.COMPLETE:
             assert result.values is not None
             if result.model is not None and handle.is_better_than_best(result.values):
@@ -231,8 +261,10 @@ class Worker:
         repo = self.services.repo
         repo.end_lease(c.lease.id, LeaseState.FINISHED, reason=reason)
         repo.set_study_status(
-            c.study.id, expected=[StudyStatus.QUEUED, StudyStatus.RUNNING, StudyStatus.PAUSED],
-            target=StudyStatus.FAILED, reason=reason,
+            c.study.id,
+            expected=[StudyStatus.QUEUED, StudyStatus.RUNNING, StudyStatus.PAUSED],
+            target=StudyStatus.FAILED,
+            reason=reason,
         )
 
 

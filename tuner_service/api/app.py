@@ -26,8 +26,10 @@ def create_app(settings: Settings | None = None, *, run_reaper: bool = True) -> 
         thread = None
         if run_reaper:
             reaper = Reaper(
-                services.repo, services.storage,
-                grace_period=settings.effective_grace_period, max_retries=settings.max_retries,
+                services.repo,
+                services.storage,
+                grace_period=settings.effective_grace_period,
+                max_retries=settings.max_retries,
             )
             thread = ReaperThread(reaper, interval=settings.heartbeat_interval)
             thread.start()

@@ -32,9 +32,7 @@ def status_for(exc: TunerError) -> int:
 
 
 def _problem_detail(exc: SpecError) -> list[dict[str, Any]]:
-    return [
-        {"loc": ["body", *p.path], "msg": p.message, "type": p.code} for p in exc.problems
-    ]
+    return [{"loc": ["body", *p.path], "msg": p.message, "type": p.code} for p in exc.problems]
 
 
 async def _tuner_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -51,8 +49,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     body = getattr(exc, "body", None)
-    if request.url.path.rstrip("/") == "/studies" and request.method == "POST" and isinstance(
-        body, dict
+    if (
+        request.url.path.rstrip("/") == "/studies"
+        and request.method == "POST"
+        and isinstance(body, dict)
     ):
         try:
             parse_study_spec(body)

@@ -29,8 +29,9 @@ Write = [Depends(require_write)]
 Read = [Depends(require_read)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyPublic,
-             dependencies=Write)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=StudyPublic, dependencies=Write
+)
 async def create_study(spec: StudySpec, services: ServicesDep) -> Any:
     """Queue a study. 422 lists every problem of the spec with its path; 409 on a duplicate name."""
     row = await run_in_threadpool(services.create_study, spec.model_dump(mode="json"))
@@ -39,7 +40,9 @@ async def create_study(spec: StudySpec, services: ServicesDep) -> Any:
 
 @router.get("", response_model=StudiesPublic, dependencies=Read)
 async def list_studies(
-    services: ServicesDep, limit: Limit = 100, offset: Offset = 0,
+    services: ServicesDep,
+    limit: Limit = 100,
+    offset: Offset = 0,
     status: StatusFilter | None = None,
 ) -> Any:
     data, count = await run_in_threadpool(
@@ -55,7 +58,10 @@ async def get_study(study_id: int, services: ServicesDep) -> Any:
 
 @router.get("/{study_id}/trials", response_model=TrialsPublic, dependencies=Read)
 async def list_trials(
-    study_id: int, services: ServicesDep, limit: Limit = 100, offset: Offset = 0,
+    study_id: int,
+    services: ServicesDep,
+    limit: Limit = 100,
+    offset: Offset = 0,
     state: StateFilter | None = None,
 ) -> Any:
     data, count = await run_in_threadpool(
@@ -64,8 +70,12 @@ async def list_trials(
     return {"data": data, "count": count}
 
 
-@router.post("/{study_id}/trials", status_code=status.HTTP_202_ACCEPTED, response_model=Message,
-             dependencies=Write)
+@router.post(
+    "/{study_id}/trials",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Message,
+    dependencies=Write,
+)
 async def enqueue_trial(study_id: int, body: EnqueueTrial, services: ServicesDep) -> Any:
     """Warm start: a known configuration, tried before any sampled one."""
     await run_in_threadpool(services.enqueue_trial, study_id, body.params)
@@ -79,7 +89,8 @@ async def best_trial(study_id: int, services: ServicesDep) -> Any:
 
 
 @router.get(
-    "/{study_id}/best/model", dependencies=Read,
+    "/{study_id}/best/model",
+    dependencies=Read,
     responses={200: {"content": {"application/octet-stream": {}}}},
     response_class=Response,
 )
@@ -87,7 +98,8 @@ async def best_model(study_id: int, services: ServicesDep) -> Response:
     """Download the best trial's ``.keras`` model file."""
     name, data = await run_in_threadpool(services.best_model, study_id)
     return Response(
-        data, media_type="application/octet-stream",
+        data,
+        media_type="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection handed over by :func:`tuner_service.migrate.upgrade`."""
+"""Alembic environment: runs on the connection handed over by ``migrate.upgrade``."""
 
 from __future__ import annotations
 

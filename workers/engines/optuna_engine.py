@@ -34,8 +34,15 @@ def trial_seed(spec_seed: int | None, lease_seq: int) -> int:
 
 
 class OptunaTrialHandle:
-    def __init__(self, services: Services, study: optuna.Study, trial: optuna.Trial,
-                 params: dict[str, Any], seed: int, multi: bool) -> None:
+    def __init__(
+        self,
+        services: Services,
+        study: optuna.Study,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        seed: int,
+        multi: bool,
+    ) -> None:
         self.services = services
         self.study = study
         self.trial = trial
@@ -66,8 +73,9 @@ class OptunaTrialHandle:
 
     def hand_back(self, reason: str) -> None:
         self.fail(reason)
-        requeue_trial(self.study, self.study._storage.get_trial(self.trial._trial_id),
-                      max_retries=sys.maxsize)
+        requeue_trial(
+            self.study, self.study._storage.get_trial(self.trial._trial_id), max_retries=sys.maxsize
+        )
 
     def is_better_than_best(self, values: list[float]) -> bool:
         if self.multi:
@@ -82,7 +90,9 @@ class OptunaTrialHandle:
 
     def save_model(self, path: str) -> str:
         artifact_id = optuna.artifacts.upload_artifact(
-            artifact_store=self.services.artifacts, file_path=path, study_or_trial=self.trial,
+            artifact_store=self.services.artifacts,
+            file_path=path,
+            study_or_trial=self.trial,
             mimetype="application/octet-stream",
         )
         self.trial.set_user_attr(ATTR_MODEL_ARTIFACT, artifact_id)
@@ -105,7 +115,9 @@ class OptunaEngine:
         except (ImportError, TypeError, ValueError) as exc:
             raise EngineFatalError(str(exc)) from exc
         study = optuna.load_study(
-            study_name=claim.study.name, storage=self.services.storage, sampler=sampler,
+            study_name=claim.study.name,
+            storage=self.services.storage,
+            sampler=sampler,
             pruner=pruner,
         )
         trial = study.ask()
@@ -114,5 +126,6 @@ class OptunaEngine:
         )
         trial.set_user_attr(ATTR_WORKER, worker_id)
         params = space.sample(trial)
-        return OptunaTrialHandle(self.services, study, trial, params, seed,
-                                 multi=spec.is_multi_objective)
+        return OptunaTrialHandle(
+            self.services, study, trial, params, seed, multi=spec.is_multi_objective
+        )
