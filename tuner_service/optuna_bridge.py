@@ -203,6 +203,11 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
         return []
 
 
+def retries_used(trial: FrozenTrial) -> int:
+    """How many times this trial's configuration has already been re-queued."""
+    return len(trial.system_attrs.get(SYS_RETRY_HISTORY, []))
+
+
 def requeue_trial(study: optuna.Study, trial: FrozenTrial, *, max_retries: int) -> int | None:
     """Add a WAITING copy of ``trial`` (same params), tagged like Optuna's
     ``RetryFailedTrialCallback`` so that its ``retried_trial_number``/``retry_history`` work.

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import optuna
 from optuna.trial import TrialState
 
-from .optuna_bridge import ATTR_FAIL_REASON, requeue_trial
+from .optuna_bridge import ATTR_FAIL_REASON, requeue_trial, retries_used
 from .queue import maybe_complete
 from .repository import Lease, Repository, utcnow
 from .states import LeaseState, StudyStatus
@@ -66,23 +66,27 @@ class Reaper:
         trial = self.storage.get_trial(trial_id)
         if trial.state != TrialState.RUNNING:
             return
-        self.storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
+        final = StudyStatus(study_row.status).is_final
+        gives_up = not final and retries_used(trial) >= self.max_retries
+        if gives_up:
+            reason = f"{reason}; gave up after {self.max_retries} retries"
+        try:
+            self.storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return  # its worker finished it meanwhile
         if not self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
+            return  # another reaper (or the worker) won
+        if final:
             return
-        if StudyStatus(study_row.status).is_final:
+        if gives_up:
+            self.repo.count_lost_lease_as_finished(study_id, trial_id)
+            log.warning("study %s trial %s failed for good: %s", study_id, trial.number, reason)
             return
         study = optuna.load_study(study_name=study_row.name, storage=self.storage)
         retry = requeue_trial(study, self.storage.get_trial(trial_id), max_retries=self.max_retries)
-        if retry is None:
-            self.storage.set_trial_user_attr(
-                trial_id, ATTR_FAIL_REASON, f"{reason}; gave up after {self.max_retries} retries"
-            )
-            self.repo.count_lost_lease_as_finished(study_id, trial_id)
-            log.warning("study %s trial %s failed for good: %s", study_id, trial.number, reason)
-        else:
-            log.warning(
-                "study %s trial %s re-queued (retry %s): %s", study_id, trial.number, retry, reason
-            )
+        log.warning(
+            "study %s trial %s re-queued (retry %s): %s", study_id, trial.number, retry, reason
+        )
 
     def _orphans(self, study_id: int) -> int:
         """RUNNING trials that no active lease holds (a worker died between asking Optuna for

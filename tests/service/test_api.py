@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import optuna
 import pytest
-from support import make_settings, tiny_spec
 from fastapi.testclient import TestClient
+from support import make_settings, tiny_spec
 
 from tuner_service.api.app import create_app
 from tuner_service.migrate import upgrade
@@ -67,8 +67,15 @@ def test_space_problems_alone_are_422_with_paths(client: TestClient) -> None:
 
 
 def test_engine_options_are_checked(client: TestClient) -> None:
-    spec = tiny_spec("bad-pruner", engine={"kind": "optuna", "sampler": "tpe",
-                                           "pruner": "median", "pruner_options": {"bogus": 1}})
+    spec = tiny_spec(
+        "bad-pruner",
+        engine={
+            "kind": "optuna",
+            "sampler": "tpe",
+            "pruner": "median",
+            "pruner_options": {"bogus": 1},
+        },
+    )
     r = client.post("/studies", json=spec)
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "engine", "pruner_options"]
@@ -76,9 +83,12 @@ def test_engine_options_are_checked(client: TestClient) -> None:
 
 def test_grid_sampler_budget_cannot_exceed_grid(client: TestClient) -> None:
     space = {"filters": {"type": "categorical", "choices": [4, 8]}}
-    spec = tiny_spec("grid", search_space=space,
-                     engine={"kind": "optuna", "sampler": "grid", "pruner": "none"},
-                     budget={"n_trials": 3, "max_epochs": 1})
+    spec = tiny_spec(
+        "grid",
+        search_space=space,
+        engine={"kind": "optuna", "sampler": "grid", "pruner": "none"},
+        budget={"n_trials": 3, "max_epochs": 1},
+    )
     r = client.post("/studies", json=spec)
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "budget", "n_trials"]
@@ -113,9 +123,15 @@ def test_get_study_shows_spec_counts_budget_and_timestamps(client: TestClient) -
 
 @pytest.mark.parametrize(
     "method,path",
-    [("get", "/studies/99"), ("get", "/studies/99/trials"), ("get", "/studies/99/best"),
-     ("get", "/studies/99/best/model"), ("post", "/studies/99/pause"),
-     ("post", "/studies/99/resume"), ("post", "/studies/99/cancel")],
+    [
+        ("get", "/studies/99"),
+        ("get", "/studies/99/trials"),
+        ("get", "/studies/99/best"),
+        ("get", "/studies/99/best/model"),
+        ("post", "/studies/99/pause"),
+        ("post", "/studies/99/resume"),
+        ("post", "/studies/99/cancel"),
+    ],
 )
 def test_unknown_study_is_404(client: TestClient, method: str, path: str) -> None:
     assert getattr(client, method)(path).status_code == 404
@@ -156,8 +172,10 @@ def test_enqueue_trial_validates_params_against_the_space(client: TestClient) ->
     good = {"filters": 8, "dense_units": 16, "learning_rate": 0.01}
     r = client.post(f"/studies/{sid}/trials", json={"params": good})
     assert r.status_code == 202
-    r = client.post(f"/studies/{sid}/trials",
-                    json={"params": {"filters": 5, "dense_units": 16, "learning_rate": 0.01}})
+    r = client.post(
+        f"/studies/{sid}/trials",
+        json={"params": {"filters": 5, "dense_units": 16, "learning_rate": 0.01}},
+    )
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"][:3] == ["body", "params", "filters"]
     r = client.post(f"/studies/{sid}/trials", json={"params": {**good, "bogus": 1}})
@@ -172,8 +190,10 @@ def test_enqueue_trial_validates_params_against_the_space(client: TestClient) ->
 def test_trials_endpoint_paginates_and_filters(client: TestClient) -> None:
     sid = client.post("/studies", json=tiny_spec("trials")).json()["id"]
     for lr in (0.001, 0.002, 0.003):
-        client.post(f"/studies/{sid}/trials",
-                    json={"params": {"filters": 4, "dense_units": 8, "learning_rate": lr}})
+        client.post(
+            f"/studies/{sid}/trials",
+            json={"params": {"filters": 4, "dense_units": 8, "learning_rate": lr}},
+        )
     r = client.get(f"/studies/{sid}/trials", params={"limit": 2, "offset": 1}).json()
     assert r["count"] == 3
     assert [t["number"] for t in r["data"]] == [1, 2]
@@ -189,8 +209,11 @@ def test_optuna_sees_the_study(client: TestClient, sqlite_url: str) -> None:
 
 
 def test_multi_objective_directions(client: TestClient) -> None:
-    spec = tiny_spec("multi", objective=[{"metric": "val_accuracy"}, {"metric": "params"}],
-                     engine={"kind": "optuna", "sampler": "nsga2", "pruner": "none"})
+    spec = tiny_spec(
+        "multi",
+        objective=[{"metric": "val_accuracy"}, {"metric": "params"}],
+        engine={"kind": "optuna", "sampler": "nsga2", "pruner": "none"},
+    )
     sid = client.post("/studies", json=spec).json()["id"]
     assert client.get(f"/studies/{sid}").json()["directions"] == ["maximize", "minimize"]
 
@@ -214,9 +237,17 @@ def test_oversized_body_is_413(client: TestClient) -> None:
 
 def test_openapi_documents_the_contract(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    for p in ("/studies", "/studies/{study_id}", "/studies/{study_id}/trials",
-              "/studies/{study_id}/best", "/studies/{study_id}/pause",
-              "/studies/{study_id}/resume", "/studies/{study_id}/cancel", "/workers", "/healthz"):
+    for p in (
+        "/studies",
+        "/studies/{study_id}",
+        "/studies/{study_id}/trials",
+        "/studies/{study_id}/best",
+        "/studies/{study_id}/pause",
+        "/studies/{study_id}/resume",
+        "/studies/{study_id}/cancel",
+        "/workers",
+        "/healthz",
+    ):
         assert p in paths
 
 
@@ -231,8 +262,10 @@ def test_api_does_not_import_tensorflow(client: TestClient) -> None:
 def _fresh_process_imports_tf() -> bool:
     import subprocess
 
-    code = ("import sys; from tuner_service.api.app import create_app; "
-            "from tuner_service.cli import app; create_app(); "
-            "print(any(m.startswith(('tensorflow','keras')) for m in sys.modules))")
+    code = (
+        "import sys; from tuner_service.api.app import create_app; "
+        "from tuner_service.cli import app; create_app(); "
+        "print(any(m.startswith(('tensorflow','keras')) for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return out.stdout.strip() == "True"

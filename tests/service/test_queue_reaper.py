@@ -1,0 +1,137 @@
+"""The lease queue and the reaper, without training: exact budget, max_parallel, timeout, and
+re-queueing the trials of silent workers (on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from support import make_settings, tiny_spec
+
+from tuner_service.migrate import upgrade
+from tuner_service.queue import claim, end_lease
+from tuner_service.reaper import Reaper
+from tuner_service.repository import utcnow
+from tuner_service.service import Services
+from tuner_service.states import LeaseState
+
+
+@pytest.fixture
+def svc(db_url: str) -> Iterator[Services]:
+    upgrade(db_url)
+    s = Services(make_settings(db_url))
+    for w in ("w1", "w2", "w3"):
+        s.repo.register_worker(worker_id=w, host="h", pid=1, device="cpu", info={})
+    yield s
+    s.close()
+
+
+def _ask(svc: Services, study_name: str, lease_id: int) -> optuna.Trial:
+    study = optuna.load_study(study_name=study_name, storage=svc.storage)
+    trial = study.ask()
+    svc.repo.attach_trial(lease_id, trial_id=trial._trial_id, trial_number=trial.number)
+    trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True)
+    return trial
+
+
+def test_claims_respect_max_parallel_and_exact_budget(svc: Services) -> None:
+    spec = tiny_spec("budget", budget={"n_trials": 3, "max_epochs": 1, "max_parallel": 2})
+    row = svc.create_study(spec)
+    c1, c2 = claim(svc.repo, "w1"), claim(svc.repo, "w2")
+    assert c1 and c2 and c1.lease.id != c2.lease.id
+    assert claim(svc.repo, "w3") is None  # max_parallel reached
+    assert end_lease(svc.repo, c1.lease, LeaseState.FINISHED)
+    c3 = claim(svc.repo, "w3")
+    assert c3 is not None
+    end_lease(svc.repo, c2.lease, LeaseState.FINISHED)
+    assert claim(svc.repo, "w1") is None  # budget: 3 handed out
+    end_lease(svc.repo, c3.lease, LeaseState.FINISHED)
+    detail = svc.study_detail(row.id)
+    assert detail["status"] == "completed"
+    assert detail["evaluation_state"] == "pending"
+    assert detail["budget"]["finished"] == 3
+
+
+def test_a_worker_asking_again_gets_its_own_pending_lease(svc: Services) -> None:
+    svc.create_study(tiny_spec("again", budget={"n_trials": 5, "max_parallel": 5}))
+    first = claim(svc.repo, "w1")
+    again = claim(svc.repo, "w1")
+    assert first and again and first.lease.id == again.lease.id
+
+
+def test_timeout_stops_handing_out_and_completes(svc: Services) -> None:
+    row = svc.create_study(tiny_spec("timeout", budget={"n_trials": 50, "timeout_s": 0.3}))
+    c = claim(svc.repo, "w1")
+    assert c is not None
+    time.sleep(0.5)
+    assert claim(svc.repo, "w2") is None
+    end_lease(svc.repo, c.lease, LeaseState.FINISHED)
+    d = svc.study_detail(row.id)
+    assert d["status"] == "completed" and d["status_reason"] == "timeout reached"
+
+
+def test_reaper_requeues_a_silent_workers_trial_with_the_same_params(svc: Services) -> None:
+    row = svc.create_study(tiny_spec("reap", budget={"n_trials": 2, "max_parallel": 2}))
+    c = claim(svc.repo, "w1")
+    assert c is not None
+    trial = _ask(svc, row.name, c.lease.id)
+    lr = trial.params["learning_rate"]
+    reaper = Reaper(svc.repo, svc.storage, grace_period=0.3, max_retries=2)
+    svc.repo.heartbeat("w1")
+    assert reaper.run_once() == 0  # w1 is fresh
+    time.sleep(0.5)
+    for w in ("w2", "w3"):
+        svc.repo.heartbeat(w)
+    assert reaper.run_once() == 1
+    assert reaper.run_once() == 0  # idempotent
+    trials, _ = svc.list_trials(row.id)
+    assert trials[0]["state"] == "fail"
+    assert "worker lost" in trials[0]["fail_reason"]
+    assert trials[1]["state"] == "waiting"
+    assert trials[1]["retry_of"] == 0 and trials[1]["retry_count"] == 1
+    assert svc.repo.lease_counts(row.id).lost == 1
+    # the re-queued trial is handed out next, with the same parameters
+    c2 = claim(svc.repo, "w2")
+    assert c2 is not None
+    again = _ask(svc, row.name, c2.lease.id)
+    assert again.number == 1 and again.params["learning_rate"] == lr
+    retried = svc.storage.get_trial(again._trial_id)
+    assert optuna.storages.RetryFailedTrialCallback.retried_trial_number(retried) == 0
+    workers = {w["id"]: w["status"] for w in svc.workers(include_stopped=True)}
+    assert workers["w1"] == "dead"
+
+
+def test_reaper_gives_up_after_max_retries_and_counts_it(svc: Services) -> None:
+    row = svc.create_study(tiny_spec("giveup", budget={"n_trials": 1, "max_parallel": 1}))
+    reaper = Reaper(svc.repo, svc.storage, grace_period=0.2, max_retries=1)
+    for attempt in range(2):
+        worker = f"x{attempt}"
+        svc.repo.register_worker(worker_id=worker, host="h", pid=1, device="cpu", info={})
+        c = claim(svc.repo, worker)
+        assert c is not None
+        _ask(svc, row.name, c.lease.id)
+        time.sleep(0.4)
+        assert reaper.run_once() == 1
+    trials, _ = svc.list_trials(row.id)
+    assert [t["state"] for t in trials] == ["fail", "fail"]
+    assert "gave up after 1 retries" in trials[1]["fail_reason"]
+    d = svc.study_detail(row.id)
+    assert d["status"] == "completed"  # the failed-for-good trial used the budget
+    assert d["budget"]["finished"] == 1
+
+
+def test_reaper_fails_orphaned_running_trials(svc: Services) -> None:
+    row = svc.create_study(tiny_spec("orphan", budget={"n_trials": 3, "max_parallel": 3}))
+    study = optuna.load_study(study_name=row.name, storage=svc.storage)
+    trial = study.ask()  # a worker died between ask and recording its lease
+    trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True)
+    reaper = Reaper(svc.repo, svc.storage, grace_period=0.2, max_retries=2)
+    assert reaper.run_once() == 0  # too young to call orphaned
+    time.sleep(0.4)
+    assert reaper.run_once() == 1
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.WAITING]
+    assert utcnow()  # clock helper is naive UTC
