@@ -7,7 +7,9 @@ from tuner_service.settings import Settings
 
 def make_settings(url: str, **kw: object) -> Settings:
     base: dict[str, object] = {
-        "database_url": url, "heartbeat_interval": 0.5, "grace_period": 2.0,
+        "database_url": url,
+        "heartbeat_interval": 0.5,
+        "grace_period": 2.0,
         "poll_interval": 0.1,
     }
     base.update(kw)
@@ -31,8 +33,13 @@ def tiny_spec(name: str = "tiny", **overrides: object) -> dict[str, object]:
     """A study that trains in a second or two per trial on 2 CPU cores."""
     spec: dict[str, object] = {
         "name": name,
-        "dataset": {"name": "synthetic", "shape": [8, 8, 1], "n_classes": 3, "n_samples": 240,
-                    "seed": 0},
+        "dataset": {
+            "name": "synthetic",
+            "shape": [8, 8, 1],
+            "n_classes": 3,
+            "n_samples": 240,
+            "seed": 0,
+        },
         "objective": {"metric": "val_accuracy"},
         "engine": {"kind": "optuna", "sampler": "random", "pruner": "none"},
         "budget": {"n_trials": 3, "max_epochs": 2, "max_parallel": 1},

@@ -30,17 +30,26 @@ def _free_port() -> int:
 
 
 def _env(url: str) -> dict[str, str]:
-    return {**os.environ, "TUNER_DATABASE_URL": url, "TUNER_HEARTBEAT_INTERVAL": "1",
-            "TUNER_GRACE_PERIOD": "5", "TUNER_POLL_INTERVAL": "0.2",
-            "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return {
+        **os.environ,
+        "TUNER_DATABASE_URL": url,
+        "TUNER_HEARTBEAT_INTERVAL": "1",
+        "TUNER_GRACE_PERIOD": "5",
+        "TUNER_POLL_INTERVAL": "0.2",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
 
 
 @contextmanager
 def api_server(url: str, logs: Path) -> Iterator[str]:
     port = _free_port()
     log = (logs / "api.log").open("w")
-    proc = subprocess.Popen([str(BIN / "tuner-service"), "serve", "--port", str(port)],
-                            env=_env(url), stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(BIN / "tuner-service"), "serve", "--port", str(port)],
+        env=_env(url),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -62,8 +71,12 @@ def api_server(url: str, logs: Path) -> Iterator[str]:
 
 def start_worker(url: str, logs: Path, name: str) -> subprocess.Popen[bytes]:
     log = (logs / f"{name}.log").open("w")
-    return subprocess.Popen([str(BIN / "tuner-worker"), "--threads", "1"],
-                            env=_env(url), stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [str(BIN / "tuner-worker"), "--threads", "1"],
+        env=_env(url),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_done(base: str, sid: int, timeout: float = 420) -> dict:
@@ -71,7 +84,8 @@ def wait_done(base: str, sid: int, timeout: float = 420) -> dict:
     while time.monotonic() < deadline:
         d = httpx.get(f"{base}/studies/{sid}", timeout=10).json()
         if d["status"] in ("completed", "failed", "cancelled") and d["evaluation_state"] not in (
-            "pending", "running"
+            "pending",
+            "running",
         ):
             return d
         time.sleep(0.5)
@@ -79,8 +93,9 @@ def wait_done(base: str, sid: int, timeout: float = 420) -> dict:
 
 
 def max_overlap(intervals: list[tuple[str, str]]) -> int:
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals],
-                    key=lambda x: (x[0], x[1]))
+    events = sorted(
+        [(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1])
+    )
     cur = best = 0
     for _, d in events:
         cur += d

@@ -82,8 +82,10 @@ def test_saved_best_model_reproduces_the_recorded_value(services: Services) -> N
 
 def test_warm_start_trials_run_first(services: Services) -> None:
     row = services.create_study(tiny_spec("warm", budget={"n_trials": 3, "max_epochs": 1}))
-    configs = [{"filters": 8, "dense_units": 8, "learning_rate": 0.02},
-               {"filters": 4, "dense_units": 16, "learning_rate": 0.005}]
+    configs = [
+        {"filters": 8, "dense_units": 8, "learning_rate": 0.02},
+        {"filters": 4, "dense_units": 16, "learning_rate": 0.005},
+    ]
     for c in configs:
         services.enqueue_trial(row.id, c)
     run_worker(services)
@@ -96,9 +98,14 @@ def test_warm_start_trials_run_first(services: Services) -> None:
 
 def test_pruner_really_prunes(services: Services) -> None:
     spec = tiny_spec(
-        "prune", budget={"n_trials": 4, "max_epochs": 4},
-        engine={"kind": "optuna", "sampler": "random", "pruner": "median",
-                "pruner_options": {"n_startup_trials": 1, "n_warmup_steps": 0}},
+        "prune",
+        budget={"n_trials": 4, "max_epochs": 4},
+        engine={
+            "kind": "optuna",
+            "sampler": "random",
+            "pruner": "median",
+            "pruner_options": {"n_startup_trials": 1, "n_warmup_steps": 0},
+        },
     )
     row = services.create_study(spec)
     # one good configuration first, then hopeless ones (tiny learning rate)
@@ -118,15 +125,18 @@ def test_pruner_really_prunes(services: Services) -> None:
 def test_cancel_stops_the_running_trial_at_its_next_epoch_and_keeps_finished_ones(
     services: Services,
 ) -> None:
-    space = {**TINY_SPACE,
-             "early_stopping_patience": {"type": "categorical", "choices": [1, 0]}}
+    space = {**TINY_SPACE, "early_stopping_patience": {"type": "categorical", "choices": [1, 0]}}
     spec = tiny_spec("cancel-mid", search_space=space, budget={"n_trials": 3, "max_epochs": 500})
     row = services.create_study(spec)
     # trial 0 stops early by itself (patience 1); trial 1 would run 500 epochs
-    services.enqueue_trial(row.id, {"filters": 8, "dense_units": 16, "learning_rate": 0.03,
-                                    "early_stopping_patience": 1})
-    services.enqueue_trial(row.id, {"filters": 4, "dense_units": 8, "learning_rate": 0.01,
-                                    "early_stopping_patience": 0})
+    services.enqueue_trial(
+        row.id,
+        {"filters": 8, "dense_units": 16, "learning_rate": 0.03, "early_stopping_patience": 1},
+    )
+    services.enqueue_trial(
+        row.id,
+        {"filters": 4, "dense_units": 8, "learning_rate": 0.01, "early_stopping_patience": 0},
+    )
     worker = Worker(services, WorkerOptions(exit_when_idle=0.5))
     t = threading.Thread(target=worker.run)
     t.start()
@@ -157,12 +167,19 @@ def test_nan_loss_fails_the_trial_not_the_worker(sqlite_url: str, tmp_path: Path
     np.savez(tmp_path / "bad.npz", x_train=x, y_train=y)
     upgrade(sqlite_url)
     services = Services(make_settings(sqlite_url, data_root=tmp_path))
-    space = {"conv_blocks": {"type": "fixed", "value": 0},
-             "learning_rate": {"type": "categorical", "choices": [0.1, 0.01]},
-             "early_stopping_patience": {"type": "fixed", "value": 0}}
-    row = services.create_study(tiny_spec("nan", search_space=space,
-                                          dataset={"name": "npz", "path": "bad.npz"},
-                                          budget={"n_trials": 2, "max_epochs": 3}))
+    space = {
+        "conv_blocks": {"type": "fixed", "value": 0},
+        "learning_rate": {"type": "categorical", "choices": [0.1, 0.01]},
+        "early_stopping_patience": {"type": "fixed", "value": 0},
+    }
+    row = services.create_study(
+        tiny_spec(
+            "nan",
+            search_space=space,
+            dataset={"name": "npz", "path": "bad.npz"},
+            budget={"n_trials": 2, "max_epochs": 3},
+        )
+    )
     w = run_worker(services)
     assert w.trials_run == 2  # the worker kept serving
     trials, _ = services.list_trials(row.id)
@@ -185,9 +202,12 @@ def test_unloadable_dataset_fails_the_study_with_the_reason(
 
 
 def test_multi_objective_records_both_values(services: Services) -> None:
-    spec = tiny_spec("multi", objective=[{"metric": "val_accuracy"}, {"metric": "params"}],
-                     engine={"kind": "optuna", "sampler": "nsga2", "pruner": "median"},
-                     budget={"n_trials": 2, "max_epochs": 1})
+    spec = tiny_spec(
+        "multi",
+        objective=[{"metric": "val_accuracy"}, {"metric": "params"}],
+        engine={"kind": "optuna", "sampler": "nsga2", "pruner": "median"},
+        budget={"n_trials": 2, "max_epochs": 1},
+    )
     row = services.create_study(spec)
     run_worker(services)
     trials, _ = services.list_trials(row.id)
