@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 
 from .models import StudyRow
-from .repository import Lease, Repository, utcnow
+from .repository import Lease, Repository
 from .states import LeaseState, StudyStatus
 
 log = logging.getLogger(__name__)
@@ -34,10 +33,9 @@ def claim(repo: Repository, worker_id: str) -> Claim | None:
         if study is not None:
             return Claim(own, study)
     for study in repo.studies_with_status((StudyStatus.QUEUED, StudyStatus.RUNNING)):
-        lease = repo.try_claim(study.id, worker_id)
-        if lease is not None:
-            fresh = repo.get_study(study.id)
-            return Claim(lease, fresh or study)
+        got = repo.try_claim(study.id, worker_id)
+        if got is not None:
+            return Claim(*got)
         maybe_complete(repo, study.id)
     return None
 
@@ -57,24 +55,7 @@ def end_lease(
 def maybe_complete(repo: Repository, study_id: int) -> bool:
     """Mark a study completed when its budget is spent (or its timeout passed) and nothing
     runs; its final evaluation is then pending (a worker evaluates the best model)."""
-    study = repo.get_study(study_id)
-    if study is None or StudyStatus(study.status) not in (StudyStatus.RUNNING, StudyStatus.QUEUED):
-        return False
-    counts = repo.lease_counts(study_id)
-    if counts.active:
-        return False
-    timed_out = (
-        study.timeout_s is not None
-        and study.started_at is not None
-        and utcnow() - study.started_at > timedelta(seconds=study.timeout_s)
-    )
-    if counts.finished < study.n_trials and not timed_out:
-        return False
-    reason = "budget spent" if counts.finished >= study.n_trials else "timeout reached"
-    done = repo.set_study_status(
-        study_id, expected=[StudyStatus(study.status)], target=StudyStatus.COMPLETED, reason=reason
-    )
-    if done:
-        repo.set_evaluation(study_id, expected=[None], state="pending")
+    reason = repo.complete_if_done(study_id)
+    if reason is not None:
         log.info("study %s completed (%s)", study_id, reason)
-    return done
+    return reason is not None

@@ -218,7 +218,7 @@ class Repository:
             return _lease(row) if row else None
 
     @db_retry()
-    def try_claim(self, study_id: int, worker_id: str) -> Lease | None:
+    def try_claim(self, study_id: int, worker_id: str) -> tuple[Lease, StudyRow] | None:
         """Hand one trial of ``study_id`` to ``worker_id`` if its budget and parallelism allow.
 
         Losing a race (the row is locked by another claimer) returns None: that is normal.
@@ -252,7 +252,38 @@ class Repository:
                 study.started_at = study.started_at or now
             study.updated_at = now
             s.flush()
-            return _lease(lease)
+            return _lease(lease), study
+
+    @db_retry()
+    def complete_if_done(self, study_id: int) -> str | None:
+        """In one locked transaction: mark a queued/running study completed when its budget is
+        spent (or its timeout passed) and no lease is active; its final evaluation becomes
+        pending. Returns the reason when it completed the study, else None."""
+        now = utcnow()
+        with self.session() as s:
+            study = self._lock_study(s, study_id)
+            if study is None or study.status not in (
+                StudyStatus.QUEUED.value, StudyStatus.RUNNING.value
+            ):
+                return None
+            counts = self._lease_counts(s, study_id)
+            if counts.active:
+                return None
+            timed_out = (
+                study.timeout_s is not None
+                and study.started_at is not None
+                and now - study.started_at > timedelta(seconds=study.timeout_s)
+            )
+            if counts.finished < study.n_trials and not timed_out:
+                return None
+            reason = "budget spent" if counts.finished >= study.n_trials else "timeout reached"
+            study.status = StudyStatus.COMPLETED.value
+            study.status_reason = reason
+            study.finished_at = now
+            study.updated_at = now
+            if study.evaluation_state is None:
+                study.evaluation_state = "pending"
+            return reason
 
     def _lease_counts(self, s: Session, study_id: int) -> LeaseCounts:
         q = (

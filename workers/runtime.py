@@ -12,7 +12,13 @@ import logging
 import keras
 import tensorflow as tf
 
-__all__ = ["clear_session", "configure_gpu", "configure_threads", "seed_everything"]
+__all__ = [
+    "clear_session",
+    "configure_gpu",
+    "configure_threads",
+    "freeze_startup_objects",
+    "seed_everything",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,16 @@ def configure_gpu(memory_growth: bool = True) -> list[str]:
 
 
 def clear_session() -> None:
-    """Drop the previous trial's models and graphs (call between trials)."""
-    keras.backend.clear_session()
+    """Drop the previous trial's models and graphs (call between trials).
+
+    Keras' ``clear_session`` already runs a full ``gc.collect()``; a second pass would only
+    double the idle time between trials (see BENCHMARKS.md, idle gap).
+    """
+    keras.backend.clear_session(free_memory=True)
+
+
+def freeze_startup_objects() -> None:
+    """Move everything allocated so far (TensorFlow, Keras, the loaded modules) out of the
+    garbage collector's reach, so the collection between trials only walks new objects."""
     gc.collect()
+    gc.freeze()

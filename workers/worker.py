@@ -40,9 +40,9 @@ from tuner_service.spec import StudySpec
 from tuner_service.states import LeaseState, StudyStatus, WorkerStatus
 
 from .datasets import DatasetCache, DatasetError
-from .engines import EngineFatalError, TrialHandle, engine_for
+from .engines import Engine, EngineFatalError, TrialHandle, engine_for
 from .evaluation import evaluate_pending
-from .runtime import clear_session, seed_everything
+from .runtime import clear_session, freeze_startup_objects, seed_everything
 from .trial_runner import Decision, Outcome, TrialResult, monitored_metric, run_trial
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class Worker:
         self._signals = 0
         self._versions: dict[str, str] = {}
         self.trials_run = 0
+        self._engines: dict[str, Engine] = {}
         self.reaper = Reaper(
             services.repo,
             services.storage,
@@ -123,6 +124,7 @@ class Worker:
 
     def run(self) -> int:
         self._versions = package_versions()
+        freeze_startup_objects()
         self._register()
         log.info("worker %s registered on %s", self.id, self.options.device)
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
@@ -157,6 +159,12 @@ class Worker:
         return 0
 
     # --- one trial ------------------------------------------------------------------------
+    def _engine(self, kind: str) -> Engine:
+        """One engine per kind for the life of the worker (engines cache per-study state)."""
+        if kind not in self._engines:
+            self._engines[kind] = engine_for(kind, self.services)
+        return self._engines[kind]
+
     def run_claim(self, c: Claim) -> None:
         repo = self.services.repo
         spec = StudySpec.model_validate(c.study.spec)
@@ -166,7 +174,7 @@ class Worker:
             self._fail_study(c, f"dataset {spec.dataset.name!r} cannot be loaded: {exc}")
             return
         try:
-            handle = engine_for(spec.engine.kind, self.services).start(c, self.id)
+            handle = self._engine(spec.engine.kind).start(c, self.id)
         except EngineFatalError as exc:
             self._fail_study(c, str(exc))
             return

@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from search_spaces import SearchSpace
 from tuner_service.optuna_bridge import (
     ATTR_FAIL_REASON,
     ATTR_MODEL_ARTIFACT,
@@ -100,26 +101,32 @@ class OptunaTrialHandle:
 
 
 class OptunaEngine:
+    """Keeps one ``optuna.Study`` per study for the worker's life (so Optuna's trial cache is
+    reused across trials) and gives it a freshly seeded sampler for each hand-out."""
+
     def __init__(self, services: Services) -> None:
         self.services = services
+        self._studies: dict[int, tuple[StudySpec, SearchSpace, optuna.Study]] = {}
+
+    def _study(self, claim: Claim) -> tuple[StudySpec, SearchSpace, optuna.Study]:
+        cached = self._studies.get(claim.study.id)
+        if cached is None:
+            spec = StudySpec.model_validate(claim.study.spec)
+            study = optuna.load_study(study_name=claim.study.name, storage=self.services.storage)
+            cached = (spec, spec.space(), study)
+            self._studies = {claim.study.id: cached}  # keep the current study only
+        return cached
 
     def start(self, claim: Claim, worker_id: str) -> OptunaTrialHandle:
-        spec = StudySpec.model_validate(claim.study.spec)
+        spec, space, study = self._study(claim)
         engine = spec.engine
         assert isinstance(engine, OptunaEngineSpec)
-        space = spec.space()
         seed = trial_seed(spec.seed, claim.lease.seq)
         try:
-            sampler = build_sampler(engine, space, seed=seed)
-            pruner = build_pruner(engine, max_epochs=spec.budget.max_epochs)
+            study.sampler = build_sampler(engine, space, seed=seed)
+            study.pruner = build_pruner(engine, max_epochs=spec.budget.max_epochs)
         except (ImportError, TypeError, ValueError) as exc:
             raise EngineFatalError(str(exc)) from exc
-        study = optuna.load_study(
-            study_name=claim.study.name,
-            storage=self.services.storage,
-            sampler=sampler,
-            pruner=pruner,
-        )
         trial = study.ask()
         self.services.repo.attach_trial(
             claim.lease.id, trial_id=trial._trial_id, trial_number=trial.number
