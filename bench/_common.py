@@ -62,8 +62,11 @@ def versions(with_tf: bool) -> str:
     import optuna
     import sqlalchemy
 
-    parts = [f"python {platform.python_version()}", f"optuna {optuna.__version__}",
-             f"sqlalchemy {sqlalchemy.__version__}"]
+    parts = [
+        f"python {platform.python_version()}",
+        f"optuna {optuna.__version__}",
+        f"sqlalchemy {sqlalchemy.__version__}",
+    ]
     if with_tf:
         import keras
         import tensorflow as tf
@@ -87,9 +90,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         return str(v)
 
     cells = [[fmt(v) for v in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |"
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)) + " |"
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    body = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + " |" for r in cells
+    ]
     return "\n".join([line, sep, *body])

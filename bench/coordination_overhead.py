@@ -1,7 +1,8 @@
 """Per-trial coordination overhead: the service's path vs stock Optuna, no-op objective.
 
 Service path, per trial (what a worker does around training, minus the training):
-    tuner_service.queue.claim -> OptunaEngine.start (load_study + ask + attach + sample)
+    tuner_service.queue.claim -> OptunaEngine.start (ask + attach + sample; the engine keeps
+    one optuna.Study and sampler per study, as the worker does)
     -> handle.report(0, v) (trial.report + should_prune) -> handle.complete([v])
     -> tuner_service.queue.end_lease(FINISHED)
 Stock path: ``optuna.create_study(storage=RDBStorage(sqlite file))`` then
@@ -60,9 +61,14 @@ def load_spec(name: str, n_trials: int) -> dict[str, Any]:
 _step: list[str] = ["setup"]  # the step being run (for the SQL statement attribution)
 
 
-def service_block(tmp: Path, tag: str, n: int, *, instrument: bool = False,
-                  profiler: cProfile.Profile | None = None,
-                  ) -> tuple[float, dict[str, float], Any]:
+def service_block(
+    tmp: Path,
+    tag: str,
+    n: int,
+    *,
+    instrument: bool = False,
+    profiler: cProfile.Profile | None = None,
+) -> tuple[float, dict[str, float], Any]:
     """Run ``n`` trials through the service's path; returns (seconds, seconds per step,
     the Services -- still open when ``instrument``, closed otherwise)."""
     from tuner_service.queue import claim, end_lease
@@ -82,6 +88,7 @@ def service_block(tmp: Path, tag: str, n: int, *, instrument: bool = False,
     pc = time.perf_counter
     if profiler is not None:
         profiler.enable()
+    engine = OptunaEngine(services)  # one per worker process, as Worker keeps it
     t0 = pc()
     for _ in range(n):
         a = pc()
@@ -89,8 +96,8 @@ def service_block(tmp: Path, tag: str, n: int, *, instrument: bool = False,
         c = claim(repo, wid)
         assert c is not None, "the study ran out of budget early"
         b = pc()
-        _step[0] = "start (load_study+ask+attach+sample)"
-        handle = OptunaEngine(services).start(c, wid)
+        _step[0] = "start (ask+attach+sample)"
+        handle = engine.start(c, wid)
         d = pc()
         _step[0] = "report+should_prune"
         handle.report(0, VALUE)
@@ -139,11 +146,16 @@ def stock_block(tmp: Path, tag: str, n: int, *, variant: str, instrument: bool =
     space = parse_space(raw["search_space"])
     max_epochs = raw["budget"]["max_epochs"]
     url = _common.sqlite_url(tmp / f"{variant}-{tag}.db")
-    storage = (optuna.storages.RDBStorage(url) if variant == "stock_default"
-               else create_optuna_storage(url))
+    storage = (
+        optuna.storages.RDBStorage(url)
+        if variant == "stock_default"
+        else create_optuna_storage(url)
+    )
     name = f"coord-{tag}"
     study = optuna.create_study(
-        study_name=name, storage=storage, direction="maximize",
+        study_name=name,
+        storage=storage,
+        direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=raw["seed"]),
         pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs),
     )
@@ -161,7 +173,8 @@ def stock_block(tmp: Path, tag: str, n: int, *, variant: str, instrument: bool =
     if variant == "stock_reload":
         for i in range(n):
             s = optuna.load_study(
-                study_name=name, storage=storage,
+                study_name=name,
+                storage=storage,
                 sampler=optuna.samplers.TPESampler(seed=raw["seed"] + i),
                 pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs),
             )
@@ -245,19 +258,29 @@ def profile(tmp: Path, n: int) -> str:
     stock_counts = Counter(_sql_counts)
 
     def per_trial(counts: Counter[tuple[str, str, str]]) -> tuple[float, float]:
-        stmts = sum(v for k, v in counts.items()
-                    if k[2] not in ("BEGIN (transaction)", "COMMIT", "new DBAPI connection"))
+        stmts = sum(
+            v
+            for k, v in counts.items()
+            if k[2] not in ("BEGIN (transaction)", "COMMIT", "new DBAPI connection")
+        )
         txs = sum(v for k, v in counts.items() if k[2] == "BEGIN (transaction)")
         return stmts / n, txs / n
 
     s_stmts, s_txs = per_trial(svc_counts)
     k_stmts, k_txs = per_trial(stock_counts)
     w(f"\nSQL per trial ({n} trials, no-op objective):\n")
-    w(_common.table(["path", "statements/trial", "transactions/trial"],
-                    [["service", s_stmts, s_txs], ["stock", k_stmts, k_txs]]) + "\n")
+    w(
+        _common.table(
+            ["path", "statements/trial", "transactions/trial"],
+            [["service", s_stmts, s_txs], ["stock", k_stmts, k_txs]],
+        )
+        + "\n"
+    )
 
-    w("\nService path: statements per trial by step (db: tuner = our tables, optuna = "
-      "Optuna's; time = inside the DBAPI cursor):\n")
+    w(
+        "\nService path: statements per trial by step (db: tuner = our tables, optuna = "
+        "Optuna's; time = inside the DBAPI cursor):\n"
+    )
     rows = []
     for (step, db, key), c in sorted(svc_counts.items(), key=lambda kv: (kv[0][0], -kv[1])):
         if step == "setup":
@@ -266,8 +289,11 @@ def profile(tmp: Path, n: int) -> str:
     w(_common.table(["step", "db", "statement", "per trial", "ms/trial"], rows) + "\n")
 
     w("\nStock path (stock): statements per trial:\n")
-    rows = [[db, key[:95], c / n] for (step, db, key), c in stock_counts.most_common()
-            if step != "setup"]
+    rows = [
+        [db, key[:95], c / n]
+        for (step, db, key), c in stock_counts.most_common()
+        if step != "setup"
+    ]
     w(_common.table(["db", "statement", "per trial"], rows) + "\n")
 
     # cProfile of one plain service block.
@@ -275,10 +301,15 @@ def profile(tmp: Path, n: int) -> str:
     service_block(tmp, "prof-cpu", n, profiler=prof)
     s = io.StringIO()
     st = pstats.Stats(prof, stream=s).sort_stats("cumulative")
-    st.print_stats(r"(tuner_service|workers|search_spaces|optuna/(study|trial|storages)"
-                   r"|sqlalchemy/orm/session)", 35)
-    w(f"\ncProfile of the trial loop of one service block of {n} trials "
-      "(cumulative, filtered to service/Optuna/session frames):\n")
+    st.print_stats(
+        r"(tuner_service|workers|search_spaces|optuna/(study|trial|storages)"
+        r"|sqlalchemy/orm/session)",
+        35,
+    )
+    w(
+        f"\ncProfile of the trial loop of one service block of {n} trials "
+        "(cumulative, filtered to service/Optuna/session frames):\n"
+    )
     text = s.getvalue().replace(str(_common.REPO_ROOT) + "/", "")
     text = re.sub(r"\S*site-packages/", "", text)
     w("\n".join(line for line in text.splitlines() if line.strip()) + "\n")
@@ -292,14 +323,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--blocks", type=int, default=8, help="blocks per variant (default 8)")
     ap.add_argument("--trials", type=int, default=20, help="trials per block (default 20)")
-    ap.add_argument("--profile", action="store_true",
-                    help="also count SQL and cProfile the service path (automatic above target)")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="also count SQL and cProfile the service path (automatic above target)",
+    )
     ap.add_argument("--no-profile", action="store_true", help="never profile")
     args = ap.parse_args()
     _common.quiet_logging()
     print(f"machine: {_common.versions(with_tf=False)}")
-    print(f"{args.blocks} blocks x {args.trials} trials per variant, interleaved, fresh SQLite "
-          "file per block; space/engine of examples/digits_optuna.json (TPE + Hyperband)")
+    print(
+        f"{args.blocks} blocks x {args.trials} trials per variant, interleaved, fresh SQLite "
+        "file per block; space/engine of examples/digits_optuna.json (TPE + Hyperband)"
+    )
 
     variants = ["service", "stock", "stock_default", "stock_reload"]
     per_trial: dict[str, list[float]] = {v: [] for v in variants}
@@ -322,30 +358,47 @@ def main() -> int:
                 else:
                     total = stock_block(tmp, tag, args.trials, variant=v)
                 per_trial[v].append(1000 * total / args.trials)
-            print(f"  round {b + 1}: " + "  ".join(f"{v}={per_trial[v][-1]:.1f}ms"
-                                                   for v in variants), flush=True)
+            print(
+                f"  round {b + 1}: " + "  ".join(f"{v}={per_trial[v][-1]:.1f}ms" for v in variants),
+                flush=True,
+            )
 
         med = {v: _common.median(per_trial[v]) for v in variants}
         print()
-        print(_common.table(
-            ["variant", "median ms/trial", "min", "max", "blocks"],
-            [[v, med[v], min(per_trial[v]), max(per_trial[v]), len(per_trial[v])]
-             for v in variants],
-        ))
+        print(
+            _common.table(
+                ["variant", "median ms/trial", "min", "max", "blocks"],
+                [
+                    [v, med[v], min(per_trial[v]), max(per_trial[v]), len(per_trial[v])]
+                    for v in variants
+                ],
+            )
+        )
         n_svc = args.blocks * args.trials
         print("\nservice path, ms/trial by step (mean over all timed service trials):")
-        print(_common.table(["step", "ms/trial"],
-                            [[k, 1000 * x / n_svc] for k, x in step_totals.items()]))
+        print(
+            _common.table(
+                ["step", "ms/trial"], [[k, 1000 * x / n_svc] for k, x in step_totals.items()]
+            )
+        )
         r_stock = med["service"] / med["stock"]
         # Per-round ratios (service and stock blocks of the same round ran back to back).
-        rounds = sorted(a / b for a, b in zip(per_trial["service"], per_trial["stock"]))
+        rounds = sorted(
+            a / b for a, b in zip(per_trial["service"], per_trial["stock"], strict=False)
+        )
         met = r_stock <= TARGET
-        print(f"\nratio service/stock         = {r_stock:.2f}x  (target <= {TARGET}x; per-round "
-              f"ratios {', '.join(f'{r:.2f}' for r in rounds)})")
-        print(f"ratio service/stock_default = {med['service'] / med['stock_default']:.2f}x  "
-              "(plain RDBStorage: SQLite defaults, fsync per commit)")
-        print(f"ratio service/stock_reload  = {med['service'] / med['stock_reload']:.2f}x  "
-              "(diagnostic: stock with load_study per trial, as the engine does)")
+        print(
+            f"\nratio service/stock         = {r_stock:.2f}x  (target <= {TARGET}x; per-round "
+            f"ratios {', '.join(f'{r:.2f}' for r in rounds)})"
+        )
+        print(
+            f"ratio service/stock_default = {med['service'] / med['stock_default']:.2f}x  "
+            "(plain RDBStorage: SQLite defaults, fsync per commit)"
+        )
+        print(
+            f"ratio service/stock_reload  = {med['service'] / med['stock_reload']:.2f}x  "
+            "(diagnostic: stock with load_study per trial, as the engine does)"
+        )
         print(f"target met: {'yes' if met else 'NO'}")
         if args.profile or (not met and not args.no_profile):
             print(profile(tmp, args.trials))

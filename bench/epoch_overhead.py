@@ -14,7 +14,8 @@ bare:   ``build_model(same params)`` + ``model.fit(x_train, y_train, validation_
 bare_cb (with ``--diagnose``): the bare fit plus the trial's own ``training_callbacks``
         (TerminateOnNaN, BestWeights) but no database hook -- separates the two costs.
 
-The sides alternate (worker, bare, bare, worker, ...: the order rotates every repetition). Per-epoch times come from one timing
+The sides alternate (worker, bare, bare, worker, ...: the order rotates every repetition).
+Per-epoch times come from one timing
 callback added to both fits (the worker's is added by monkeypatching
 ``workers.trial_runner.training_callbacks``): epoch k lasts from its ``on_epoch_begin`` to epoch
 k+1's, so it includes every ``on_epoch_end`` callback of epoch k (the worker's hook runs last).
@@ -41,18 +42,39 @@ TARGET = 1.05
 
 def study_spec(name: str, reps: int, epochs: int, samples: int, batch_size: int) -> dict[str, Any]:
     fixed = {
-        "conv_blocks": 2, "convs_per_block": 1, "filters": 16, "kernel_size": 3,
-        "batch_norm": True, "head": "gap", "dense_layers": 1, "dense_units": 64,
-        "dropout": 0.2, "optimizer": "adam", "learning_rate": 1e-3,
-        "lr_schedule": "constant", "batch_size": batch_size, "early_stopping_patience": 0,
+        "conv_blocks": 2,
+        "convs_per_block": 1,
+        "filters": 16,
+        "kernel_size": 3,
+        "batch_norm": True,
+        "head": "gap",
+        "dense_layers": 1,
+        "dense_units": 64,
+        "dropout": 0.2,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": "constant",
+        "batch_size": batch_size,
+        "early_stopping_patience": 0,
     }
     return {
         "name": name,
-        "dataset": {"name": "synthetic", "shape": [32, 32, 3], "n_classes": 4,
-                    "n_samples": samples, "validation_split": 0.2, "test_split": 0.1, "seed": 0},
+        "dataset": {
+            "name": "synthetic",
+            "shape": [32, 32, 3],
+            "n_classes": 4,
+            "n_samples": samples,
+            "validation_split": 0.2,
+            "test_split": 0.1,
+            "seed": 0,
+        },
         "objective": {"metric": "val_accuracy", "direction": "maximize"},
-        "engine": {"kind": "optuna", "sampler": "tpe", "pruner": "median",
-                   "pruner_options": {"n_warmup_steps": 10_000}},
+        "engine": {
+            "kind": "optuna",
+            "sampler": "tpe",
+            "pruner": "median",
+            "pruner_options": {"n_warmup_steps": 10_000},
+        },
         "budget": {"n_trials": reps, "max_epochs": epochs, "max_parallel": 1},
         "search_space": {k: {"type": "fixed", "value": v} for k, v in fixed.items()},
         "seed": 7,
@@ -83,7 +105,7 @@ class EpochTimer:
 
             def epochs(self) -> list[float]:
                 """Durations of epochs 0..n-2 (begin to next begin)."""
-                return [b - a for a, b in zip(self.begins, self.begins[1:])]
+                return [b - a for a, b in zip(self.begins, self.begins[1:], strict=False)]
 
         return _Timer()
 
@@ -92,12 +114,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=6, help="trials per side (default 6)")
     ap.add_argument("--epochs", type=int, default=8, help="epochs per trial (default 8)")
-    ap.add_argument("--samples", type=int, default=1000,
-                    help="synthetic 32x32x3 samples before splits (default 1000)")
+    ap.add_argument(
+        "--samples",
+        type=int,
+        default=1000,
+        help="synthetic 32x32x3 samples before splits (default 1000)",
+    )
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--diagnose", action="store_true",
-                    help="add a third side, bare_cb: the bare fit plus the trial's own callbacks "
-                         "(training_callbacks: TerminateOnNaN, BestWeights), no DB hook")
+    ap.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="add a third side, bare_cb: the bare fit plus the trial's own callbacks "
+        "(training_callbacks: TerminateOnNaN, BestWeights), no DB hook",
+    )
     args = ap.parse_args()
     if args.epochs < 3:
         ap.error("--epochs must be at least 3 (epoch 0 and the last are not steady-state)")
@@ -160,9 +189,11 @@ def main() -> int:
         beat.start()  # as in Worker.run
         dataset = worker.datasets.get(spec.dataset, services.settings.data_root)
         params = spec.space().resolve({})
-        print(f"data: synthetic 32x32x3, {dataset.sizes['train']} train / "
-              f"{dataset.sizes['val']} val samples, batch {args.batch_size}, "
-              f"{args.epochs} epochs per trial, {args.reps} trials per side, interleaved")
+        print(
+            f"data: synthetic 32x32x3, {dataset.sizes['train']} train / "
+            f"{dataset.sizes['val']} val samples, batch {args.batch_size}, "
+            f"{args.epochs} epochs per trial, {args.reps} trials per side, interleaved"
+        )
 
         def run_worker() -> Any:
             c = claim(services.repo, worker.id)
@@ -175,13 +206,22 @@ def main() -> int:
         def run_bare(seed: int, with_trial_callbacks: bool) -> Any:
             seed_everything(seed)
             t = EpochTimer.make()
-            extra = (orig_callbacks(params, max_epochs=args.epochs, monitor="val_accuracy",
-                                    mode="max") if with_trial_callbacks else [])
+            extra = (
+                orig_callbacks(params, max_epochs=args.epochs, monitor="val_accuracy", mode="max")
+                if with_trial_callbacks
+                else []
+            )
             model = build_model(params, dataset.input_shape, dataset.n_classes)
-            model.fit(dataset.x_train, dataset.y_train,
-                      validation_data=(dataset.x_val, dataset.y_val),
-                      epochs=args.epochs, batch_size=args.batch_size,
-                      shuffle=bool(params["shuffle"]), verbose=0, callbacks=[*extra, t])
+            model.fit(
+                dataset.x_train,
+                dataset.y_train,
+                validation_data=(dataset.x_val, dataset.y_val),
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                shuffle=bool(params["shuffle"]),
+                verbose=0,
+                callbacks=[*extra, t],
+            )
             del model
             clear_session()
             return t
@@ -197,8 +237,11 @@ def main() -> int:
                     t = run_bare(1000 + rep, with_trial_callbacks=(side == "bare_cb"))
                 results[side].append(t)
                 ep = t.epochs()
-                print(f"  rep {rep + 1} {side:6s}: epoch0 {ep[0]:.3f}s, steady median "
-                      f"{_common.median(ep[1:]):.3f}s", flush=True)
+                print(
+                    f"  rep {rep + 1} {side:6s}: epoch0 {ep[0]:.3f}s, steady median "
+                    f"{_common.median(ep[1:]):.3f}s",
+                    flush=True,
+                )
         worker.stop_event.set()
 
         # --- figures ----------------------------------------------------------------------
@@ -214,32 +257,59 @@ def main() -> int:
         rows = []
         for side in sides:
             s = steady(side)
-            rows.append([side, _common.median(s), min(s), max(s), len(s),
-                         _common.median(first(side)), _common.median(fit_per_epoch(side))])
+            rows.append(
+                [
+                    side,
+                    _common.median(s),
+                    min(s),
+                    max(s),
+                    len(s),
+                    _common.median(first(side)),
+                    _common.median(fit_per_epoch(side)),
+                ]
+            )
         print()
-        print(_common.table(
-            ["side", "median epoch s (excl. 1st)", "min", "max", "n", "1st epoch s",
-             "whole fit / epochs s"], rows))
+        print(
+            _common.table(
+                [
+                    "side",
+                    "median epoch s (excl. 1st)",
+                    "min",
+                    "max",
+                    "n",
+                    "1st epoch s",
+                    "whole fit / epochs s",
+                ],
+                rows,
+            )
+        )
         ratio = _common.median(steady("worker")) / _common.median(steady("bare"))
         pairs = sorted(
             _common.median(w.epochs()[1:]) / _common.median(b.epochs()[1:])
-            for w, b in zip(results["worker"], results["bare"])
+            for w, b in zip(results["worker"], results["bare"], strict=False)
         )
-        ratio_all = (_common.median(fit_per_epoch("worker"))
-                     / _common.median(fit_per_epoch("bare")))
-        print(f"\nworker hook (log + study-status read + report + should_prune): median "
-              f"{1000 * _common.median(hook_s):.1f} ms/epoch, max {1000 * max(hook_s):.1f} ms "
-              f"({len(hook_s)} epochs)")
-        print(f"BestWeights.on_epoch_end (weight copy when improved): median "
-              f"{1000 * _common.median(bw_s):.2f} ms/epoch, max {1000 * max(bw_s):.1f} ms")
-        print(f"\nratio worker/bare, steady epochs = {ratio:.3f}  (target <= {TARGET}; per-rep "
-              f"ratios {', '.join(f'{r:.3f}' for r in pairs)})")
+        ratio_all = _common.median(fit_per_epoch("worker")) / _common.median(fit_per_epoch("bare"))
+        print(
+            f"\nworker hook (log + study-status read + report + should_prune): median "
+            f"{1000 * _common.median(hook_s):.1f} ms/epoch, max {1000 * max(hook_s):.1f} ms "
+            f"({len(hook_s)} epochs)"
+        )
+        print(
+            f"BestWeights.on_epoch_end (weight copy when improved): median "
+            f"{1000 * _common.median(bw_s):.2f} ms/epoch, max {1000 * max(bw_s):.1f} ms"
+        )
+        print(
+            f"\nratio worker/bare, steady epochs = {ratio:.3f}  (target <= {TARGET}; per-rep "
+            f"ratios {', '.join(f'{r:.3f}' for r in pairs)})"
+        )
         print(f"ratio worker/bare, whole fit incl. 1st epoch = {ratio_all:.3f}")
         if args.diagnose:
             cb = _common.median(steady("bare_cb"))
-            print(f"diagnosis: bare_cb/bare = {cb / _common.median(steady('bare')):.3f} (the "
-                  f"trial's callbacks alone), worker/bare_cb = "
-                  f"{_common.median(steady('worker')) / cb:.3f} (the per-epoch DB hook)")
+            print(
+                f"diagnosis: bare_cb/bare = {cb / _common.median(steady('bare')):.3f} (the "
+                f"trial's callbacks alone), worker/bare_cb = "
+                f"{_common.median(steady('worker')) / cb:.3f} (the per-epoch DB hook)"
+            )
         print(f"target met: {'yes' if ratio <= TARGET else 'NO'}")
         services.close()
         del keras

@@ -101,38 +101,46 @@ class OptunaTrialHandle:
 
 
 class OptunaEngine:
-    """Keeps one ``optuna.Study`` per study for the worker's life (so Optuna's trial cache is
-    reused across trials) and gives it a freshly seeded sampler for each hand-out."""
+    """Keeps one ``optuna.Study`` with one sampler and pruner per study for the worker's life,
+    as a process of a stock distributed Optuna run does: the trial cache and the sampler's
+    incremental state are reused across trials. The sampler is seeded from the worker's first
+    hand-out of the study, so two workers never share a random stream and one worker's run of
+    a seeded study is reproducible."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._studies: dict[int, tuple[StudySpec, SearchSpace, optuna.Study]] = {}
+        self._current: tuple[int, StudySpec, SearchSpace, optuna.Study] | None = None
 
     def _study(self, claim: Claim) -> tuple[StudySpec, SearchSpace, optuna.Study]:
-        cached = self._studies.get(claim.study.id)
-        if cached is None:
+        if self._current is None or self._current[0] != claim.study.id:
             spec = StudySpec.model_validate(claim.study.spec)
-            study = optuna.load_study(study_name=claim.study.name, storage=self.services.storage)
-            cached = (spec, spec.space(), study)
-            self._studies = {claim.study.id: cached}  # keep the current study only
-        return cached
+            engine = spec.engine
+            assert isinstance(engine, OptunaEngineSpec)
+            space = spec.space()
+            try:
+                sampler = build_sampler(engine, space, seed=trial_seed(spec.seed, claim.lease.seq))
+                pruner = build_pruner(engine, max_epochs=spec.budget.max_epochs)
+            except (ImportError, TypeError, ValueError) as exc:
+                raise EngineFatalError(str(exc)) from exc
+            study = optuna.load_study(
+                study_name=claim.study.name,
+                storage=self.services.storage,
+                sampler=sampler,
+                pruner=pruner,
+            )
+            self._current = (claim.study.id, spec, space, study)
+        _, spec, space, study = self._current
+        return spec, space, study
 
     def start(self, claim: Claim, worker_id: str) -> OptunaTrialHandle:
         spec, space, study = self._study(claim)
-        engine = spec.engine
-        assert isinstance(engine, OptunaEngineSpec)
-        seed = trial_seed(spec.seed, claim.lease.seq)
-        try:
-            study.sampler = build_sampler(engine, space, seed=seed)
-            study.pruner = build_pruner(engine, max_epochs=spec.budget.max_epochs)
-        except (ImportError, TypeError, ValueError) as exc:
-            raise EngineFatalError(str(exc)) from exc
         trial = study.ask()
         self.services.repo.attach_trial(
             claim.lease.id, trial_id=trial._trial_id, trial_number=trial.number
         )
         trial.set_user_attr(ATTR_WORKER, worker_id)
         params = space.sample(trial)
+        seed = trial_seed(spec.seed, claim.lease.seq)  # the trial's model weights
         return OptunaTrialHandle(
             self.services, study, trial, params, seed, multi=spec.is_multi_objective
         )
