@@ -22,6 +22,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import optuna
+
 from tuner_service.optuna_bridge import (
     ATTR_DATASET_FINGERPRINT,
     ATTR_DEVICE_SECONDS,
@@ -179,14 +181,19 @@ class Worker:
             self._fail_study(c, str(exc))
             return
         seed_everything(handle.seed)
-        handle.set_attrs(
-            {
-                ATTR_SEED: handle.seed,
-                ATTR_DATASET_FINGERPRINT: dataset.fingerprint,
-                ATTR_VERSIONS: self._versions,
-                ATTR_PARAMS_FULL: handle.params,
-            }
-        )
+        try:
+            handle.set_attrs(
+                {
+                    ATTR_SEED: handle.seed,
+                    ATTR_DATASET_FINGERPRINT: dataset.fingerprint,
+                    ATTR_VERSIONS: self._versions,
+                    ATTR_PARAMS_FULL: handle.params,
+                }
+            )
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # The reaper took the trial back (this worker looked silent): it is re-queued.
+            log.warning("study %s trial %s was taken back; skipping it", c.study.id, handle.number)
+            return
         metric, _mode = monitored_metric(spec.objectives)
         prefix = f"study {c.study.id} trial {handle.number}"
         log.info("%s: start %s", prefix, _short(handle.params, spec.search_space))

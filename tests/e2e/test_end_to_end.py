@@ -34,7 +34,7 @@ def _env(url: str) -> dict[str, str]:
         **os.environ,
         "TUNER_DATABASE_URL": url,
         "TUNER_HEARTBEAT_INTERVAL": "1",
-        "TUNER_GRACE_PERIOD": "5",
+        "TUNER_GRACE_PERIOD": "10",
         "TUNER_POLL_INTERVAL": "0.2",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }

@@ -218,3 +218,27 @@ def test_multi_objective_records_both_values(services: Services) -> None:
     front = best.get("trials") or [best]
     assert all(len(t["values"]) == 2 for t in front)
     assert services.study_detail(row.id)["evaluation"]["skipped"]
+
+
+def test_a_trial_taken_back_by_the_reaper_does_not_crash_the_worker(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuner_service.queue import claim
+    from workers.engines.optuna_engine import OptunaEngine
+
+    services.create_study(tiny_spec("taken", budget={"n_trials": 2, "max_epochs": 1}))
+    worker = Worker(services, WorkerOptions(exit_when_idle=0.5))
+    services.repo.register_worker(worker_id=worker.id, host="h", pid=1, device="cpu", info={})
+    real_start = OptunaEngine.start
+
+    def start_then_reaped(self: OptunaEngine, c: object, worker_id: str) -> object:
+        handle = real_start(self, c, worker_id)  # type: ignore[arg-type]
+        services.storage.set_trial_state_values(handle.trial._trial_id, TrialState.FAIL)
+        return handle
+
+    monkeypatch.setattr(OptunaEngine, "start", start_then_reaped)
+    c = claim(services.repo, worker.id)
+    assert c is not None
+    worker.run_claim(c)  # must not raise
+    trials, _ = services.list_trials(c.study.id)
+    assert trials[0]["state"] == "fail"
