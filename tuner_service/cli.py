@@ -232,6 +232,98 @@ def cancel(study_id: int, database_url: str | None = DbOpt) -> None:
         services.close()
 
 
+@app.command()
+def dashboard(
+    database_url: str | None = DbOpt,
+    host: str = typer.Option("127.0.0.1", help="Bind address (0.0.0.0: every interface)."),
+    port: int = typer.Option(8080, min=1, max=65535, help="Port."),
+) -> None:
+    """Serve optuna-dashboard on the service database: every study of every engine, its
+    trials, learning curves and saved models (open http://HOST:PORT/dashboard/)."""
+    from .dashboard import serve_dashboard
+
+    settings = _settings(database_url)
+    setup_logging(settings)
+    serve_dashboard(settings, host=host, port=port)
+
+
+@app.command()
+def export(
+    study_id: int,
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="File (or folder) to write; default: ./studyID-trialN.keras"
+    ),
+    database_url: str | None = DbOpt,
+) -> None:
+    """Write the best trial's saved model (.keras), as GET /studies/ID/best/model does."""
+    services = _services(database_url)
+    try:
+        name, data = services.best_model(study_id)
+    except TunerError as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
+    path = Path(name) if out is None else (out / name if out.is_dir() else out)
+    path.write_bytes(data)
+    console.print(f"wrote {path} ({len(data)} bytes)")
+    print(path)
+
+
+@app.command()
+def retrain(
+    study_id: int,
+    epochs: int | None = typer.Option(
+        None, min=1, help="Epochs to train (default: the study's max_epochs, as the trial)."
+    ),
+    trial: int | None = typer.Option(
+        None, help="Trial number (default: the best; needed for several objectives)."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Save the retrained model here."),
+    allow_data_change: bool = typer.Option(
+        False, "--allow-data-change", help="Retrain even if the dataset's fingerprint differs."
+    ),
+    threads: int | None = typer.Option(None, min=1, help="TensorFlow CPU threads."),
+    database_url: str | None = DbOpt,
+) -> None:
+    """Train the best parameters again from the trial's recorded seed and dataset split (on a
+    host with TensorFlow: a worker host), then report the validation and test metrics."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    settings = _settings(database_url)
+    setup_logging(settings)
+    try:  # the data plane, imported only here: the control plane never imports TensorFlow
+        from workers.datasets import DatasetError
+        from workers.retrain import RetrainError
+        from workers.retrain import retrain as run_retrain
+        from workers.runtime import configure_threads
+    except ImportError as exc:
+        _fail(f"retrain needs TensorFlow (pip install -e '.[cpu]' or '.[gpu]'): {exc}")
+    configure_threads(threads)
+    services = _services(database_url)
+    try:
+        report = run_retrain(
+            services,
+            study_id,
+            trial_number=trial,
+            epochs=epochs,
+            allow_data_change=allow_data_change,
+            out=out,
+        )
+    except (TunerError, RetrainError, DatasetError) as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
+    names = report["objectives"]
+    recorded = report["recorded_values"] or []
+    new = report["retrained_values"] or []
+    for name, r, n in zip(names, recorded, new, strict=False):
+        console.print(f"{name}: recorded {r:.6f}, retrained {n:.6f}")
+    for k, v in (report["test_metrics"] or {}).items():
+        console.print(f"{k}: {v:.6f}")
+    print(json.dumps(report, indent=2, default=str))
+
+
 def main() -> None:
     app(prog_name="tuner-service")
 

@@ -19,6 +19,7 @@ from .db import create_db_engine
 from .errors import ConflictError, NotFoundError, Problem, SpecError
 from .models import StudyRow
 from .optuna_bridge import (
+    ATTR_DEVICE_SECONDS,
     ATTR_MODEL_ARTIFACT,
     ATTR_WALL_TIME,
     ATTR_WARM_START,
@@ -149,6 +150,7 @@ class Services:
         best = best_trials(study)
         counts = self.repo.lease_counts(row.id)
         wall = sum(float(t.user_attrs.get(ATTR_WALL_TIME, 0.0)) for t in trials)
+        device = sum(float(t.user_attrs.get(ATTR_DEVICE_SECONDS, 0.0)) for t in trials)
         return {
             **self.study_summary(row),
             "spec": row.spec,
@@ -167,6 +169,7 @@ class Services:
             "evaluation_state": row.evaluation_state,
             "evaluation": row.evaluation,
             "total_trial_seconds": wall,
+            "total_device_seconds": device,
         }
 
     def list_trials(

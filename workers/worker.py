@@ -24,6 +24,7 @@ from typing import Any
 
 import optuna
 
+from tuner_service.logging_setup import bind_log_context, log_context
 from tuner_service.optuna_bridge import (
     ATTR_DATASET_FINGERPRINT,
     ATTR_DEVICE_SECONDS,
@@ -145,7 +146,10 @@ class Worker:
                         break
                     self.stop_event.wait(self.settings.poll_interval)
                     continue
-                self.run_claim(c)
+                # every log line of the trial carries the study id and (once known) the
+                # trial number, whichever module logs it
+                with log_context(study_id=c.study.id, worker_id=self.id):
+                    self.run_claim(c)
                 idle_since = time.monotonic()
                 self.trials_run += 1
                 if self.options.once or (
@@ -196,6 +200,7 @@ class Worker:
             return
         metric, _mode = monitored_metric(spec.objectives)
         prefix = f"study {c.study.id} trial {handle.number}"
+        bind_log_context(trial_number=handle.number)  # undone when run_claim returns
         log.info("%s: start %s", prefix, _short(handle.params, spec.search_space))
 
         def on_epoch(epoch: int, metrics: Mapping[str, float]) -> Decision:

@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from ..metrics import build_registry
 from ..reaper import Reaper, ReaperThread
 from ..service import Services
 from ..settings import Settings, load_settings
-from . import errors, routes_ops, routes_studies
+from . import errors, routes_metrics, routes_ops, routes_studies
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,11 @@ def create_app(settings: Settings | None = None, *, run_reaper: bool = True) -> 
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.metrics_registry = build_registry(services.repo)
     errors.install(app)
     app.include_router(routes_studies.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_metrics.router)
 
     @app.middleware("http")
     async def limit_body(

@@ -42,7 +42,8 @@ class StudyDetail(StudyPublic):
     best_trials: list[BestSummary] | None = None
     evaluation_state: str | None = None
     evaluation: dict[str, Any] | None = None
-    total_trial_seconds: float
+    total_trial_seconds: float  # wall time of every trial, summed
+    total_device_seconds: float = 0.0  # accelerator (or CPU) time of every trial, summed
 
 
 class TrialPublic(BaseModel):
