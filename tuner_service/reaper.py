@@ -21,6 +21,10 @@ from .states import LeaseState, StudyStatus
 
 log = logging.getLogger(__name__)
 
+#: Engines that retry a lost trial themselves instead of an Optuna WAITING copy: a Keras Tuner
+#: oracle puts the trial of a lost lease in its own retry queue (see workers/engines/kt_engine.py).
+ENGINES_THAT_RETRY = frozenset({"keras_tuner"})
+
 
 class Reaper:
     def __init__(
@@ -71,6 +75,8 @@ class Reaper:
             return
         if StudyStatus(study_row.status).is_final:
             return
+        if study_row.engine_kind in ENGINES_THAT_RETRY:
+            return  # the engine sends the lost trial back itself (and frees its budget)
         study = optuna.load_study(study_name=study_row.name, storage=self.storage)
         retry = requeue_trial(study, self.storage.get_trial(trial_id), max_retries=self.max_retries)
         if retry is None:

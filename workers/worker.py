@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -39,8 +39,8 @@ from tuner_service.service import Services
 from tuner_service.spec import StudySpec
 from tuner_service.states import LeaseState, StudyStatus, WorkerStatus
 
-from .datasets import DatasetCache, DatasetError
-from .engines import EngineFatalError, TrialHandle, engine_for
+from .datasets import Dataset, DatasetCache, DatasetError
+from .engines import ClaimRunner, EngineFatalError, TrialHandle, engine_for
 from .evaluation import evaluate_pending
 from .runtime import clear_session, seed_everything
 from .trial_runner import Decision, Outcome, TrialResult, monitored_metric, run_trial
@@ -158,7 +158,6 @@ class Worker:
 
     # --- one trial ------------------------------------------------------------------------
     def run_claim(self, c: Claim) -> None:
-        repo = self.services.repo
         spec = StudySpec.model_validate(c.study.spec)
         try:
             dataset = self.datasets.get(spec.dataset, self.settings.data_root)
@@ -166,10 +165,32 @@ class Worker:
             self._fail_study(c, f"dataset {spec.dataset.name!r} cannot be loaded: {exc}")
             return
         try:
-            handle = engine_for(spec.engine.kind, self.services).start(c, self.id)
+            engine = engine_for(spec.engine.kind, self.services)
+            if isinstance(engine, ClaimRunner):  # the engine runs the whole trial itself
+                engine.run_claim(c, spec, dataset, self)
+                return
+            handle = engine.start(c, self.id)
         except EngineFatalError as exc:
             self._fail_study(c, str(exc))
             return
+        self.train(c, spec, dataset, handle)
+
+    def train(
+        self,
+        c: Claim,
+        spec: StudySpec,
+        dataset: Dataset,
+        handle: TrialHandle,
+        *,
+        max_epochs: int | None = None,
+        initial_epoch: int = 0,
+        initial_weights: str | None = None,
+        on_result: Callable[[TrialResult], None] | None = None,
+    ) -> None:
+        """Train the handle's parameters (epochs ``initial_epoch`` to ``max_epochs``, default
+        the budget's, from ``initial_weights`` when given), report every epoch, record."""
+        repo = self.services.repo
+        max_epochs = max_epochs or spec.budget.max_epochs
         seed_everything(handle.seed)
         handle.set_attrs(
             {
@@ -188,7 +209,7 @@ class Worker:
                 "%s epoch %d/%d %s",
                 prefix,
                 epoch + 1,
-                spec.budget.max_epochs,
+                max_epochs,
                 " ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
             )
             if self.stop_event.is_set():
@@ -204,11 +225,15 @@ class Worker:
             handle.params,
             dataset,
             objectives=spec.objectives,
-            max_epochs=spec.budget.max_epochs,
+            max_epochs=max_epochs,
             on_epoch=on_epoch,
             mixed_precision=self.options.mixed_precision,
+            initial_epoch=initial_epoch,
+            initial_weights=initial_weights,
         )
         try:
+            if on_result is not None:
+                on_result(result)
             self._record(c, handle, result)
         except Exception:
             # The reaper may have taken the trial back (this worker looked dead): the trial is
