@@ -163,21 +163,29 @@ class SklearnGridEngine:
                 clear_session()
         except Exception as exc:  # a point that cannot train fails; the worker goes on
             reason = f"{type(exc).__name__}: {exc}"
-            handle.set_attrs({ATTR_FOLD_SCORES: scores})
-            handle.fail(reason)
-            end_lease(repo, c.lease, LeaseState.FINISHED, reason=reason)
             log.info("%s: failed %s", prefix, reason)
+            try:
+                handle.set_attrs({ATTR_FOLD_SCORES: scores})
+                handle.fail(reason)
+                end_lease(repo, c.lease, LeaseState.FINISHED, reason=reason)
+            except Exception:
+                log.exception("%s: could not record the failure", prefix)
             return
         finally:
             clear_session()
         mean = float(np.mean(scores))
-        handle.set_attrs({
-            ATTR_FOLD_SCORES: scores,
-            ATTR_FIT_TIMES: fit_times,
-            ATTR_SCORE_TIMES: score_times,
-            "cv_std_test_score": float(statistics.pstdev(scores)),
-            "wall_time_s": sum(fit_times) + sum(score_times),
-        })
-        handle.complete([mean])
-        end_lease(repo, c.lease, LeaseState.FINISHED)
+        try:
+            handle.set_attrs({
+                ATTR_FOLD_SCORES: scores,
+                ATTR_FIT_TIMES: fit_times,
+                ATTR_SCORE_TIMES: score_times,
+                "cv_std_test_score": float(statistics.pstdev(scores)),
+                "wall_time_s": sum(fit_times) + sum(score_times),
+            })
+            handle.complete([mean])
+            end_lease(repo, c.lease, LeaseState.FINISHED)
+        except Exception:
+            # The reaper took the point back (this worker looked dead): it is re-queued.
+            log.exception("%s: could not record the result", prefix)
+            return
         log.info("%s: mean %s=%.4f", prefix, engine.scoring, mean)

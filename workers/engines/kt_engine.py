@@ -296,6 +296,8 @@ class KerasTunerEngine:
 
     # --- the locked units of work ---------------------------------------------------------
     def _create(self, c: Claim, spec: StudySpec, space: SearchSpace) -> _Created:
+        import keras_tuner  # noqa: F401  (imported before taking the study's lock)
+
         max_retries = self.services.settings.max_retries
 
         def fn(state: dict[str, Any] | None, active: frozenset[int]
@@ -418,10 +420,14 @@ class KerasTunerEngine:
         fixed = optuna.trial.FixedTrial(full)
         space.sample(fixed)
         kt_values = {k: _plain_value(v) for k, v in values.items() if k.startswith("tuner/")}
-        system_attrs: dict[str, Any] = {}
-        if created.optuna_numbers:  # a retry of a lost or handed-back Keras Tuner trial
-            system_attrs[SYS_RETRY_HISTORY] = created.optuna_numbers
         study = optuna.load_study(study_name=c.study.name, storage=self.services.storage)
+        system_attrs: dict[str, Any] = {}
+        earlier = [  # runs of this Keras Tuner trial that were lost or handed back
+            t.number for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get(ATTR_KT_TRIAL_ID) == created.trial_id
+        ]
+        if earlier:
+            system_attrs[SYS_RETRY_HISTORY] = earlier
         template = FrozenTrial(
             number=-1,
             state=TrialState.RUNNING,
