@@ -96,3 +96,19 @@ class ArtifactRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     data: Mapped[bytes] = mapped_column(_Blob, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class EngineStateRow(Base):
+    """State an engine keeps across trials and must not lose with a worker (the Keras Tuner
+    oracle: its ``get_state()`` and every Keras Tuner trial). Read and written only inside a
+    transaction that holds the study's lock (:meth:`Repository.update_engine_state`)."""
+
+    __tablename__ = "tuner_engine_states"
+
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("tuner_studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)

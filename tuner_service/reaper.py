@@ -21,6 +21,10 @@ from .states import LeaseState, StudyStatus
 
 log = logging.getLogger(__name__)
 
+#: Engines that retry a lost trial themselves instead of an Optuna WAITING copy: a Keras Tuner
+#: oracle puts the trial of a lost lease in its own retry queue (see workers/engines/kt_engine.py).
+ENGINES_THAT_RETRY = frozenset({"keras_tuner"})
+
 
 class Reaper:
     def __init__(
@@ -82,6 +86,8 @@ class Reaper:
             self.repo.count_lost_lease_as_finished(study_id, trial_id)
             log.warning("study %s trial %s failed for good: %s", study_id, trial.number, reason)
             return
+        if study_row.engine_kind in ENGINES_THAT_RETRY:
+            return  # the engine sends the lost trial back itself (and frees its budget)
         study = optuna.load_study(study_name=study_row.name, storage=self.storage)
         retry = requeue_trial(study, self.storage.get_trial(trial_id), max_retries=self.max_retries)
         log.warning(

@@ -8,19 +8,24 @@ compare-and-set (``UPDATE ... WHERE state = expected``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db import db_retry
-from .models import ArtifactRow, LeaseRow, StudyRow, WorkerRow
+from .models import ArtifactRow, EngineStateRow, LeaseRow, StudyRow, WorkerRow
 from .states import BUDGET_STATES, LeaseState, StudyStatus, WorkerStatus
+
+R = TypeVar("R")
+
+#: ``fn(state, active_lease_ids) -> (new_state, result)`` of :meth:`Repository.update_engine_state`.
+EngineStateFn = Callable[[dict[str, Any] | None, frozenset[int]], tuple[dict[str, Any], R]]
 
 
 def utcnow() -> datetime:
@@ -479,6 +484,77 @@ class Repository:
         with self.session() as s:
             q = sa.select(LeaseRow.state, sa.func.count()).group_by(LeaseRow.state)
             return {state: int(n) for state, n in s.execute(q)}
+
+    @db_retry()
+    def drop_unattached_lease(self, lease_id: int) -> bool:
+        """Delete an active lease that never got a trial (the engine had nothing to run): it
+        uses no budget. False when it is gone, ended or attached."""
+        with self.session() as s:
+            res = s.execute(
+                sa.delete(LeaseRow).where(
+                    LeaseRow.id == lease_id,
+                    LeaseRow.state == LeaseState.ACTIVE.value,
+                    LeaseRow.trial_id.is_(None),
+                )
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    @db_retry()
+    def close_budget(self, study_id: int) -> int:
+        """The engine's search is over before the budget is spent (e.g. a Keras Tuner oracle
+        said STOPPED): lower ``n_trials`` to the trials handed out, so that no more are handed
+        out and the study completes when they finish. Returns the new ``n_trials``."""
+        with self.session() as s:
+            study = s.scalars(
+                sa.select(StudyRow).where(StudyRow.id == study_id).with_for_update()
+            ).one()
+            used = self._lease_counts(s, study_id).used
+            if used < study.n_trials:
+                study.n_trials = used
+                study.updated_at = utcnow()
+            return int(study.n_trials)
+
+    # --- engine state ---------------------------------------------------------------------
+    @db_retry()
+    def update_engine_state(self, study_id: int, kind: str, fn: EngineStateFn[R]) -> R:
+        """Read-modify-write of a study's engine state under the study's lock.
+
+        ``fn`` gets the stored state (None at first) and the ids of the study's active leases,
+        and returns the new state and a result. Two workers never run ``fn`` on the same study
+        at once (PostgreSQL: ``SELECT ... FOR UPDATE`` of the study row; SQLite: every
+        transaction is ``BEGIN IMMEDIATE``). ``fn`` may run again after a transient error, so
+        it must depend only on its arguments.
+        """
+        with self.session() as s:
+            if self.dialect != "sqlite":
+                s.execute(sa.select(StudyRow.id).where(StudyRow.id == study_id).with_for_update())
+            row = s.get(EngineStateRow, study_id, populate_existing=True)
+            active = frozenset(
+                s.scalars(
+                    sa.select(LeaseRow.id).where(
+                        LeaseRow.study_id == study_id, LeaseRow.state == LeaseState.ACTIVE.value
+                    )
+                )
+            )
+            new_state, result = fn(None if row is None else dict(row.state), active)
+            now = utcnow()
+            if row is None:
+                s.add(
+                    EngineStateRow(
+                        study_id=study_id, kind=kind, state=new_state, version=1, updated_at=now
+                    )
+                )
+            else:
+                row.state = new_state
+                row.version += 1
+                row.updated_at = now
+            return result
+
+    @db_retry()
+    def get_engine_state(self, study_id: int) -> dict[str, Any] | None:
+        with self.session() as s:
+            row = s.get(EngineStateRow, study_id)
+            return None if row is None else dict(row.state)
 
     # --- workers --------------------------------------------------------------------------
     @db_retry()

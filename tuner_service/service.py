@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from .artifacts import DatabaseArtifactStore
 from .db import create_db_engine
 from .errors import ConflictError, NotFoundError, Problem, SpecError
+from .grid import enqueue_grid_points, grid_results
 from .models import StudyRow
 from .optuna_bridge import (
     ATTR_DEVICE_SECONDS,
@@ -31,7 +32,7 @@ from .optuna_bridge import (
 )
 from .repository import Repository
 from .settings import Settings
-from .spec import StudySpec, parse_study_spec
+from .spec import SklearnGridEngineSpec, StudySpec, parse_study_spec
 from .states import StudyStatus, check_study_transition
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ class Services:
             optuna.delete_study(study_name=spec.name, storage=self.storage)
             raise
         study.set_user_attr(STUDY_ATTR_ID, row.id)
+        if isinstance(spec.engine, SklearnGridEngineSpec):
+            enqueue_grid_points(study, spec)
         log.info("study %s '%s' queued", row.id, row.name)
         return row
 
@@ -212,6 +215,20 @@ class Services:
         else:
             result["trials"] = trials
         return result
+
+    def grid(self, study_id: int) -> dict[str, Any]:
+        """A grid study's results in ``GridSearchCV``'s shape: ``cv_results_``,
+        ``best_params_``, ``best_score_``, ``best_index_``.
+
+        Raises:
+            NotFoundError: unknown study, or not an ``sklearn_grid`` study.
+        """
+        row = self.study_row(study_id)
+        spec = StudySpec.model_validate(row.spec)
+        if not isinstance(spec.engine, SklearnGridEngineSpec):
+            raise NotFoundError(f"study {study_id} is not an sklearn_grid study")
+        trials = self.optuna_study(row).get_trials(deepcopy=False)
+        return {"study_id": row.id, "status": row.status, **grid_results(spec, trials)}
 
     def best_model(self, study_id: int) -> tuple[str, bytes]:
         """The best trial's saved ``.keras`` file: (file name, bytes).

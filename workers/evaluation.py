@@ -66,6 +66,8 @@ def _evaluate(services: Services, datasets: DatasetCache, name: str, spec: Study
     if not best:
         return {"skipped": "no trial completed"}
     trial = best[0]
+    if spec.engine.kind == "sklearn_grid":  # like GridSearchCV(refit=False): scores only
+        return {"trial_number": trial.number, "skipped": "grid studies keep no model"}
     artifact_id = trial.user_attrs.get(ATTR_MODEL_ARTIFACT)
     if not artifact_id:
         raise LookupError(f"trial {trial.number}'s model was not saved")

@@ -101,9 +101,14 @@ def run_trial(
     on_epoch: EpochHook,
     mixed_precision: bool = False,
     verbose: int = 0,
+    initial_epoch: int = 0,
+    initial_weights: str | None = None,
 ) -> TrialResult:
     """Train ``params`` on ``dataset`` for up to ``max_epochs``; ``on_epoch`` is called after
     each epoch with its metrics and decides whether training goes on.
+
+    ``initial_epoch`` and ``initial_weights`` continue an earlier training (Keras Tuner's
+    Hyperband: epochs ``initial_epoch`` to ``max_epochs`` from the saved weights).
 
     Errors inside training (a model that does not fit in memory, bad shapes) become a FAILED
     result with the reason; the caller's process keeps serving.
@@ -116,6 +121,8 @@ def run_trial(
         model = build_model(
             params, dataset.input_shape, dataset.n_classes, mixed_precision=mixed_precision
         )
+        if initial_weights is not None:
+            model.load_weights(initial_weights)
         param_count = int(model.count_params())
         metric, mode = monitored_metric(objectives)
         hook = _EpochHookCallback(on_epoch)
@@ -128,6 +135,7 @@ def run_trial(
             dataset.y_train,
             validation_data=(dataset.x_val, dataset.y_val),
             epochs=max_epochs,
+            initial_epoch=initial_epoch,
             callbacks=callbacks,
             verbose=verbose,
             **fit_kwargs(params),

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -42,8 +42,8 @@ from tuner_service.service import Services
 from tuner_service.spec import StudySpec
 from tuner_service.states import LeaseState, StudyStatus, WorkerStatus
 
-from .datasets import DatasetCache, DatasetError
-from .engines import Engine, EngineFatalError, TrialHandle, engine_for
+from .datasets import Dataset, DatasetCache, DatasetError
+from .engines import ClaimRunner, Engine, EngineFatalError, TrialHandle, engine_for
 from .evaluation import evaluate_pending
 from .runtime import clear_session, freeze_startup_objects, seed_everything
 from .trial_runner import Decision, Outcome, TrialResult, monitored_metric, run_trial
@@ -84,7 +84,7 @@ class Worker:
         self._signals = 0
         self._versions: dict[str, str] = {}
         self.trials_run = 0
-        self._engines: dict[str, Engine] = {}
+        self._engines: dict[str, Engine | ClaimRunner] = {}
         self.reaper = Reaper(
             services.repo,
             services.storage,
@@ -165,14 +165,13 @@ class Worker:
         return 0
 
     # --- one trial ------------------------------------------------------------------------
-    def _engine(self, kind: str) -> Engine:
+    def _engine(self, kind: str) -> Engine | ClaimRunner:
         """One engine per kind for the life of the worker (engines cache per-study state)."""
         if kind not in self._engines:
             self._engines[kind] = engine_for(kind, self.services)
         return self._engines[kind]
 
     def run_claim(self, c: Claim) -> None:
-        repo = self.services.repo
         spec = StudySpec.model_validate(c.study.spec)
         try:
             dataset = self.datasets.get(spec.dataset, self.settings.data_root)
@@ -180,10 +179,32 @@ class Worker:
             self._fail_study(c, f"dataset {spec.dataset.name!r} cannot be loaded: {exc}")
             return
         try:
-            handle = self._engine(spec.engine.kind).start(c, self.id)
+            engine = self._engine(spec.engine.kind)
+            if isinstance(engine, ClaimRunner):  # the engine runs the whole trial itself
+                engine.run_claim(c, spec, dataset, self)
+                return
+            handle = engine.start(c, self.id)
         except EngineFatalError as exc:
             self._fail_study(c, str(exc))
             return
+        self.train(c, spec, dataset, handle)
+
+    def train(
+        self,
+        c: Claim,
+        spec: StudySpec,
+        dataset: Dataset,
+        handle: TrialHandle,
+        *,
+        max_epochs: int | None = None,
+        initial_epoch: int = 0,
+        initial_weights: str | None = None,
+        on_result: Callable[[TrialResult], None] | None = None,
+    ) -> None:
+        """Train the handle's parameters (epochs ``initial_epoch`` to ``max_epochs``, default
+        the budget's, from ``initial_weights`` when given), report every epoch, record."""
+        repo = self.services.repo
+        max_epochs = max_epochs or spec.budget.max_epochs
         seed_everything(handle.seed)
         try:
             handle.set_attrs(
@@ -208,7 +229,7 @@ class Worker:
                 "%s epoch %d/%d %s",
                 prefix,
                 epoch + 1,
-                spec.budget.max_epochs,
+                max_epochs,
                 " ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
             )
             if self.stop_event.is_set():
@@ -224,11 +245,15 @@ class Worker:
             handle.params,
             dataset,
             objectives=spec.objectives,
-            max_epochs=spec.budget.max_epochs,
+            max_epochs=max_epochs,
             on_epoch=on_epoch,
             mixed_precision=self.options.mixed_precision,
+            initial_epoch=initial_epoch,
+            initial_weights=initial_weights,
         )
         try:
+            if on_result is not None:
+                on_result(result)
             self._record(c, handle, result)
         except Exception:
             # The reaper may have taken the trial back (this worker looked dead): the trial is

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Engine, EngineFatalError, TrialHandle
+from .base import ClaimRunner, Engine, EngineFatalError, TrialHandle
 
 if TYPE_CHECKING:
     from tuner_service.service import Services
 
 
-def engine_for(kind: str, services: Services) -> Engine:
+def engine_for(kind: str, services: Services) -> Engine | ClaimRunner:
     """The engine of a study's ``engine.kind``.
 
     Raises:
@@ -20,7 +20,15 @@ def engine_for(kind: str, services: Services) -> Engine:
         from .optuna_engine import OptunaEngine
 
         return OptunaEngine(services)
+    if kind == "keras_tuner":
+        from .kt_engine import KerasTunerEngine
+
+        return KerasTunerEngine(services)
+    if kind == "sklearn_grid":
+        from .grid_engine import SklearnGridEngine
+
+        return SklearnGridEngine(services)
     raise EngineFatalError(f"this worker has no engine '{kind}'")
 
 
-__all__ = ["Engine", "EngineFatalError", "TrialHandle", "engine_for"]
+__all__ = ["ClaimRunner", "Engine", "EngineFatalError", "TrialHandle", "engine_for"]

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tuner_service.queue import Claim
+from tuner_service.spec import StudySpec
+
+if TYPE_CHECKING:
+    from workers.datasets import Dataset
+    from workers.worker import Worker
 
 
 class EngineFatalError(RuntimeError):
@@ -49,5 +54,18 @@ class Engine(Protocol):
 
         Raises:
             EngineFatalError: the study cannot run on this engine.
+        """
+        ...
+
+
+@runtime_checkable
+class ClaimRunner(Protocol):
+    """An engine that runs a whole lease itself (its trials do not fit ``start`` + the shared
+    training loop: a Keras Tuner oracle's continued trials, cross-validated grid points). It
+    may use ``worker.train`` for the shared loop and must end the lease."""
+
+    def run_claim(self, claim: Claim, spec: StudySpec, dataset: Dataset, worker: Worker) -> None:
+        """Raises:
+        EngineFatalError: the study cannot run on this engine.
         """
         ...

@@ -1,0 +1,191 @@
+"""The ``sklearn_grid`` engine: each lease is one grid point, cross-validated with scikeras'
+``KerasClassifier`` the way ``GridSearchCV(estimator, param_grid, cv=..., scoring=...)`` does it.
+
+The points were queued as WAITING Optuna trials when the study was created
+(:mod:`tuner_service.grid`); ``study.ask()`` hands each to exactly one worker, and a point whose
+worker was lost is re-queued by the reaper like any Optuna trial. For each point, every fold is
+fitted on a fresh clone of the estimator and scored with the study's scorer, on the splits of
+``check_cv(cv, y, classifier=True)`` -- what ``GridSearchCV`` uses -- over the training and
+validation parts of the dataset together (the test part stays for the final evaluation). The
+Optuna trial's value is the mean test score; each fold's score is an intermediate value (step =
+fold) and the fold scores and times are user attributes.
+
+The estimator: ``KerasClassifier(model=scikeras_model, random_state=study seed, epochs=
+budget.max_epochs, verbose=0, **params)`` with the vocabulary under scikeras names
+(:mod:`search_spaces.scikeras`): the model comes from the service's builder
+(:func:`workers.model_builder.build_model`) and is compiled with the optimizer scikeras makes
+from ``optimizer`` / ``optimizer__*`` (as in the seed notebook). With the same seed, a direct
+``GridSearchCV`` over :func:`make_estimator` gives the same scores (tests/workers/test_grid.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+import optuna
+
+from search_spaces.scikeras import to_scikeras_params
+from search_spaces.vocabulary import with_defaults
+from tuner_service.grid import ATTR_FIT_TIMES, ATTR_FOLD_SCORES, ATTR_SCORE_TIMES, grid_names
+from tuner_service.optuna_bridge import ATTR_PARAMS_FULL, ATTR_SEED, ATTR_WORKER
+from tuner_service.queue import Claim, end_lease
+from tuner_service.service import Services
+from tuner_service.spec import SklearnGridEngineSpec, StudySpec
+from tuner_service.states import LeaseState, StudyStatus
+
+from ..model_builder import build_model
+from ..runtime import clear_session
+from .optuna_engine import OptunaTrialHandle
+
+if TYPE_CHECKING:
+    from scikeras.wrappers import KerasClassifier
+
+    from ..datasets import Dataset
+    from ..worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+def scikeras_model(
+    meta: dict[str, Any], compile_kwargs: dict[str, Any] | None = None, **params: Any
+) -> keras.Model:
+    """scikeras' model function: the service's builder on ``meta``'s input shape and classes,
+    compiled with scikeras' optimizer. Keras' seeds are drawn from NumPy's generator, which
+    scikeras seeds with ``random_state`` around every build and fit."""
+    keras.utils.set_random_seed(int(np.random.randint(0, 2**31 - 1)))
+    shape = tuple(int(d) for d in meta["X_shape_"][1:])
+    model = build_model(params, shape, int(meta["n_classes_"]))
+    if compile_kwargs and compile_kwargs.get("optimizer") is not None:
+        model.compile(
+            optimizer=compile_kwargs["optimizer"], loss=model.loss, metrics=["accuracy"]
+        )
+    return model
+
+
+def make_estimator(*, epochs: int, seed: int | None, **params: Any) -> KerasClassifier:
+    """The estimator a grid study cross-validates (``params`` in scikeras names)."""
+    from scikeras.wrappers import KerasClassifier
+
+    return KerasClassifier(
+        model=scikeras_model, random_state=seed, epochs=epochs, verbose=0, **params
+    )
+
+
+def estimator_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
+    """A grid point's full parameters in scikeras names: every dimension of the space plus the
+    optimizer and its learning rate (so that unnamed ones keep the vocabulary's defaults)."""
+    full = with_defaults(params)
+    names = [d.name for d in spec.space().dimensions]
+    names += [n for n in ("optimizer", "learning_rate") if n not in names]
+    return to_scikeras_params(full, names)
+
+
+def cv_data(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """What ``GridSearchCV.fit(X, y)`` gets: the training and validation parts together."""
+    return (
+        np.concatenate([dataset.x_train, dataset.x_val]),
+        np.concatenate([dataset.y_train, dataset.y_val]),
+    )
+
+
+class SklearnGridEngine:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def _start(self, c: Claim, spec: StudySpec, worker_id: str) -> OptunaTrialHandle:
+        study = optuna.load_study(
+            study_name=c.study.name,
+            storage=self.services.storage,
+            sampler=optuna.samplers.RandomSampler(seed=spec.seed),
+            pruner=optuna.pruners.NopPruner(),
+        )
+        trial = study.ask()  # pops the next queued grid point (each goes to one worker)
+        self.services.repo.attach_trial(
+            c.lease.id, trial_id=trial._trial_id, trial_number=trial.number
+        )
+        trial.set_user_attr(ATTR_WORKER, worker_id)
+        params = spec.space().sample(trial)
+        return OptunaTrialHandle(
+            self.services, study, trial, params, spec.seed or 0, multi=False
+        )
+
+    def run_claim(self, c: Claim, spec: StudySpec, dataset: Dataset, worker: Worker) -> None:
+        from sklearn.base import clone, is_classifier
+        from sklearn.metrics import check_scoring
+        from sklearn.model_selection import check_cv
+
+        engine = spec.engine
+        assert isinstance(engine, SklearnGridEngineSpec)
+        repo = self.services.repo
+        handle = self._start(c, spec, worker.id)
+        sk_params = estimator_params(spec, handle.params)
+        handle.set_attrs({
+            ATTR_SEED: spec.seed,
+            ATTR_PARAMS_FULL: handle.params,
+            "sklearn_params": to_scikeras_params(handle.params, grid_names(spec)),
+        })
+        prefix = f"study {c.study.id} grid point {handle.number}"
+        log.info("%s: start %s", prefix, sk_params)
+        x, y = cv_data(dataset)
+        base = make_estimator(epochs=spec.budget.max_epochs, seed=spec.seed, **sk_params)
+        scorer = check_scoring(base, scoring=engine.scoring)
+        folds = list(check_cv(engine.cv, y, classifier=is_classifier(base)).split(x, y))
+        scores: list[float] = []
+        fit_times: list[float] = []
+        score_times: list[float] = []
+        try:
+            for i, (train, test) in enumerate(folds):
+                if worker.stop_event.is_set():
+                    handle.hand_back("worker shutting down")
+                    end_lease(repo, c.lease, LeaseState.LOST, reason="worker shutting down")
+                    return
+                row = repo.get_study(c.study.id)
+                if row is not None and row.status == StudyStatus.CANCELLED.value:
+                    handle.fail("study cancelled")
+                    end_lease(repo, c.lease, LeaseState.FINISHED, reason="study cancelled")
+                    return
+                est = clone(base)
+                t0 = time.perf_counter()
+                est.fit(x[train], y[train])
+                t1 = time.perf_counter()
+                score = float(scorer(est, x[test], y[test]))
+                fit_times.append(t1 - t0)
+                score_times.append(time.perf_counter() - t1)
+                scores.append(score)
+                handle.trial.report(score, step=i)
+                log.info("%s fold %d/%d %s=%.4f", prefix, i + 1, len(folds),
+                         engine.scoring, score)
+                clear_session()
+        except Exception as exc:  # a point that cannot train fails; the worker goes on
+            reason = f"{type(exc).__name__}: {exc}"
+            log.info("%s: failed %s", prefix, reason)
+            try:
+                handle.set_attrs({ATTR_FOLD_SCORES: scores})
+                handle.fail(reason)
+                end_lease(repo, c.lease, LeaseState.FINISHED, reason=reason)
+            except Exception:
+                log.exception("%s: could not record the failure", prefix)
+            return
+        finally:
+            clear_session()
+        mean = float(np.mean(scores))
+        try:
+            handle.set_attrs({
+                ATTR_FOLD_SCORES: scores,
+                ATTR_FIT_TIMES: fit_times,
+                ATTR_SCORE_TIMES: score_times,
+                "cv_std_test_score": float(statistics.pstdev(scores)),
+                "wall_time_s": sum(fit_times) + sum(score_times),
+            })
+            handle.complete([mean])
+            end_lease(repo, c.lease, LeaseState.FINISHED)
+        except Exception:
+            # The reaper took the point back (this worker looked dead): it is re-queued.
+            log.exception("%s: could not record the result", prefix)
+            return
+        log.info("%s: mean %s=%.4f", prefix, engine.scoring, mean)
