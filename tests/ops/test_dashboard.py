@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import optuna
 import pytest
 from ops_support import TrainedStudy
-from optuna.distributions import CategoricalDistribution, FloatDistribution
-from optuna.trial import TrialState, create_trial
+from support import TINY_SPACE, tiny_spec
+
+from workers.worker import Worker, WorkerOptions
 
 pytestmark = pytest.mark.slow
 
@@ -55,41 +55,31 @@ def serving(cmd: list[str], port: int, log: Path, env: dict[str, str]) -> Iterat
             proc.wait(timeout=30)
 
 
-def add_engine_style_study(url: str, name: str, engine: str, n: int) -> None:
-    """A study recorded the way the keras_tuner and sklearn_grid engines record theirs: ordinary
-    Optuna trials (params with distributions, one intermediate value per epoch or fold, the
-    final value) in the same storage.
-
-    TODO: replace with real engine runs once issue 4 lands (submit the spec with
-    ``engine.kind`` keras_tuner / sklearn_grid and run a worker, as for the Optuna study).
-    """
-    study = optuna.create_study(study_name=name, storage=url, direction="maximize")
-    study.set_user_attr("engine", engine)
-    dists = {
-        "filters": CategoricalDistribution([4, 8]),
-        "learning_rate": FloatDistribution(1e-3, 3e-2, log=True),
-    }
-    for i in range(n):
-        curve = {step: 0.3 + 0.1 * step + 0.01 * i for step in range(EPOCHS)}
-        study.add_trial(
-            create_trial(
-                state=TrialState.COMPLETE,
-                params={"filters": [4, 8][i % 2], "learning_rate": 0.001 * (i + 1)},
-                distributions=dists,
-                value=max(curve.values()),
-                intermediate_values=curve,
-                user_attrs={"worker": "test"},
-            )
-        )
-
-
 @pytest.fixture(scope="module")
 def three_studies(trained: TrainedStudy) -> dict[str, int]:
-    """study name -> number of trials, for the Optuna, Keras Tuner and grid studies."""
-    # replace with real engine runs once issue 4 lands
-    add_engine_style_study(trained.url, "ops-keras-tuner", "keras_tuner", 3)
-    add_engine_style_study(trained.url, "ops-grid", "sklearn_grid", 4)
-    return {trained.name: 2, "ops-keras-tuner": 3, "ops-grid": 4}
+    """study name -> number of trials: the worker's Optuna study, plus a Keras Tuner study and a
+    scikeras grid study that the service's worker runs here on the same database."""
+    kt = tiny_spec(
+        "ops-keras-tuner",
+        engine={"kind": "keras_tuner", "algorithm": "random"},
+        budget={"n_trials": 2, "max_epochs": EPOCHS},
+    )
+    grid_space = {**TINY_SPACE, "learning_rate": {"type": "fixed", "value": 0.01}}
+    grid = tiny_spec(
+        "ops-grid",
+        engine={"kind": "sklearn_grid", "cv": 2},
+        objective={"metric": "accuracy", "direction": "maximize"},
+        search_space=grid_space,
+        budget={"n_trials": 2, "max_epochs": 1},
+    )
+    services = trained.services
+    for spec in (kt, grid):
+        services.create_study(spec)
+    Worker(services, WorkerOptions(exit_when_idle=0.5)).run()
+    for name in ("ops-keras-tuner", "ops-grid"):
+        row = services.repo.get_study_by_name(name)
+        assert row is not None and row.status == "completed", (name, row and row.status_reason)
+    return {trained.name: 2, "ops-keras-tuner": 2, "ops-grid": 2}
 
 
 def assert_dashboard_lists(base: str, expected: dict[str, int]) -> dict[str, dict]:
