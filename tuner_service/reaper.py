@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 
 import optuna
 from optuna.trial import TrialState
 
-from .optuna_bridge import ATTR_FAIL_REASON, requeue_trial
+from .optuna_bridge import ATTR_FAIL_REASON, SYS_RETRY_HISTORY, requeue_trial
 from .queue import maybe_complete
 from .repository import Lease, Repository, utcnow
+from .retrying import RETRY_MAX_BACKOFF_S, with_retry
 from .states import LeaseState, StudyStatus
 
 log = logging.getLogger(__name__)
@@ -35,9 +37,29 @@ class Reaper:
         self.storage = storage
         self.grace_period = grace_period
         self.max_retries = max_retries
+        self._last_ok: float | None = None
+        self._connected_since: float | None = None
+
+    def _may_judge_liveness(self) -> bool:
+        """Whether this reaper has seen the database long enough to call a worker silent.
+
+        After the database (or this process) was away for longer than the grace period, every
+        worker's heartbeat looks stale although the workers are fine: they were blocked on
+        the same outage and beat again once their retries get through (within one backoff).
+        So the reaper waits a grace period plus the longest backoff after it is back.
+        """
+        now = time.monotonic()
+        if self._last_ok is None or now - self._last_ok > self.grace_period:
+            self._connected_since = now
+        self._last_ok = now
+        assert self._connected_since is not None
+        return now - self._connected_since >= self.grace_period + RETRY_MAX_BACKOFF_S
 
     def run_once(self) -> int:
         """One sweep; returns the number of trials taken back."""
+        self.repo.ping()
+        if not self._may_judge_liveness():
+            return 0
         cutoff = utcnow() - timedelta(seconds=self.grace_period)
         dead = self.repo.mark_silent_workers_dead(cutoff)
         if dead:
@@ -49,6 +71,7 @@ class Reaper:
         for study in self.repo.studies_with_status((StudyStatus.RUNNING, StudyStatus.QUEUED)):
             n += self._orphans(study.id)
             maybe_complete(self.repo, study.id)
+        self._last_ok = time.monotonic()
         return n
 
     def _take_back(self, lease: Lease, reason: str) -> bool:
@@ -63,19 +86,30 @@ class Reaper:
         study_row = self.repo.get_study(study_id)
         if study_row is None:
             return
-        trial = self.storage.get_trial(trial_id)
+        trial = with_retry(self.storage.get_trial, trial_id)
         if trial.state != TrialState.RUNNING:
+            self._finished_meanwhile(study_id, trial)
             return
-        self.storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
-        if not self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
+        try:
+            with_retry(self.storage.set_trial_user_attr, trial_id, ATTR_FAIL_REASON, reason)
+            # Optuna's own compare-and-set: False or an error when the worker finished first.
+            if not with_retry(self.storage.set_trial_state_values, trial_id, TrialState.FAIL):
+                return
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._finished_meanwhile(study_id, with_retry(self.storage.get_trial, trial_id))
             return
         if StudyStatus(study_row.status).is_final:
             return
-        study = optuna.load_study(study_name=study_row.name, storage=self.storage)
-        retry = requeue_trial(study, self.storage.get_trial(trial_id), max_retries=self.max_retries)
+        study = with_retry(optuna.load_study, study_name=study_row.name, storage=self.storage)
+        retry = requeue_trial(
+            study, with_retry(self.storage.get_trial, trial_id), max_retries=self.max_retries
+        )
         if retry is None:
-            self.storage.set_trial_user_attr(
-                trial_id, ATTR_FAIL_REASON, f"{reason}; gave up after {self.max_retries} retries"
+            with_retry(
+                self.storage.set_trial_user_attr,
+                trial_id,
+                ATTR_FAIL_REASON,
+                f"{reason}; gave up after {self.max_retries} retries",
             )
             self.repo.count_lost_lease_as_finished(study_id, trial_id)
             log.warning("study %s trial %s failed for good: %s", study_id, trial.number, reason)
@@ -84,18 +118,40 @@ class Reaper:
                 "study %s trial %s re-queued (retry %s): %s", study_id, trial.number, retry, reason
             )
 
+    def _finished_meanwhile(self, study_id: int, trial: optuna.trial.FrozenTrial) -> None:
+        """The lease was taken back, but its worker finished the trial just before (its own
+        end of the lease lost the race): the trial uses its piece of the budget after all,
+        unless the worker handed it back (then a re-queued copy runs in its place)."""
+        if not trial.state.is_finished():
+            return
+        study_row = self.repo.get_study(study_id)
+        if study_row is None:
+            return
+        for t in with_retry(self.storage.get_all_trials, study_row.optuna_study_id, False):
+            if trial.number in t.system_attrs.get(SYS_RETRY_HISTORY, []):
+                return
+        self.repo.count_lost_lease_as_finished(study_id, trial._trial_id)
+
     def _orphans(self, study_id: int) -> int:
         """RUNNING trials that no active lease holds (a worker died between asking Optuna for
-        a trial and recording it) and that started before the grace period."""
-        held = {le.trial_id for le in self.repo.active_leases(study_id)}
+        a trial and recording it, or a retried ``ask`` created a second one) and that started
+        before the grace period. Skipped while a live worker's lease has no trial yet: its
+        trial may be one that it is about to attach."""
+        active = self.repo.active_leases(study_id)
+        if any(le.trial_id is None for le in active):
+            return 0
+        held = {le.trial_id for le in active}
         row = self.repo.get_study(study_id)
         if row is None:
             return 0
         # Optuna stamps trials with local naive time.
         cutoff = datetime.now() - timedelta(seconds=self.grace_period)
         n = 0
-        for t in self.storage.get_all_trials(
-            row.optuna_study_id, deepcopy=False, states=(TrialState.RUNNING,)
+        for t in with_retry(
+            self.storage.get_all_trials,
+            row.optuna_study_id,
+            deepcopy=False,
+            states=(TrialState.RUNNING,),
         ):
             if t._trial_id in held or t.datetime_start is None:
                 continue

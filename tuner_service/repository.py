@@ -70,6 +70,12 @@ class Repository:
         with self._sessions.begin() as s:
             yield s
 
+    @db_retry()
+    def ping(self) -> None:
+        """Wait (retrying with backoff) until the database answers."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     # --- studies --------------------------------------------------------------------------
     @db_retry()
     def insert_study(

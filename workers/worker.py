@@ -212,8 +212,11 @@ class Worker:
             self._record(c, handle, result)
         except Exception:
             # The reaper may have taken the trial back (this worker looked dead): the trial is
-            # already re-queued, so nothing is lost.
+            # already re-queued, so nothing is lost. Otherwise give the lease up, so that the
+            # study does not wait for it forever; the reaper's orphan sweep then fails and
+            # re-queues the trial if it is still running.
             log.exception("%s: could not record the result", prefix)
+            end_lease(repo, c.lease, LeaseState.LOST, reason="result could not be recorded")
         finally:
             clear_session()
         log.info(

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import optuna
 import pytest
-from support import make_settings, tiny_spec
 from fastapi.testclient import TestClient
+from support import make_settings, tiny_spec
 
 from tuner_service.api.app import create_app
 from tuner_service.migrate import upgrade
