@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import optuna
 from optuna.trial import TrialState
 
+from .db import TRANSIENT_DB_ERRORS
 from .optuna_bridge import ATTR_FAIL_REASON, SYS_RETRY_HISTORY, requeue_trial
 from .queue import maybe_complete
 from .repository import Lease, Repository, utcnow
@@ -43,21 +44,30 @@ class Reaper:
     def _may_judge_liveness(self) -> bool:
         """Whether this reaper has seen the database long enough to call a worker silent.
 
-        After the database (or this process) was away for longer than the grace period, every
-        worker's heartbeat looks stale although the workers are fine: they were blocked on
-        the same outage and beat again once their retries get through (within one backoff).
-        So the reaper waits a grace period plus the longest backoff after it is back.
+        After the database was away (or this process stalled) for a while, every worker's
+        heartbeat looks stale although the workers are fine: they were blocked on the same
+        outage and beat again once their retries get through (within one backoff). So after
+        an outage, at start, or after a long gap between sweeps, the reaper waits a grace
+        period plus the longest backoff before it declares anyone dead.
         """
+        try:
+            self.repo.try_ping()
+        except TRANSIENT_DB_ERRORS:
+            self._connected_since = None
+            self.repo.ping()  # waits, with backoff, until the database is back
         now = time.monotonic()
-        if self._last_ok is None or now - self._last_ok > self.grace_period:
+        settle = self.grace_period + RETRY_MAX_BACKOFF_S
+        if (
+            self._connected_since is None
+            or self._last_ok is None
+            or now - self._last_ok > settle
+        ):
             self._connected_since = now
         self._last_ok = now
-        assert self._connected_since is not None
-        return now - self._connected_since >= self.grace_period + RETRY_MAX_BACKOFF_S
+        return now - self._connected_since >= settle
 
     def run_once(self) -> int:
         """One sweep; returns the number of trials taken back."""
-        self.repo.ping()
         if not self._may_judge_liveness():
             return 0
         cutoff = utcnow() - timedelta(seconds=self.grace_period)

@@ -1,8 +1,9 @@
 """One worker process: register, then claim -> train -> record, until told to stop.
 
-A heartbeat thread keeps the worker's registration fresh while it trains (and sweeps for lost
-trials of other workers); the first SIGTERM/SIGINT stops at the end of the current epoch and
-hands the trial back, a second one exits at once (the reaper then recovers the trial).
+A heartbeat thread keeps the worker's registration fresh while it trains, and a reaper thread
+sweeps for lost trials of other workers (apart, so that a slow sweep never delays a beat); the
+first SIGTERM/SIGINT stops at the end of the current epoch and hands the trial back, a second
+one exits at once (the reaper then recovers the trial).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tuner_service.optuna_bridge import (
     ATTR_WALL_TIME,
 )
 from tuner_service.queue import Claim, claim, end_lease
-from tuner_service.reaper import Reaper
+from tuner_service.reaper import Reaper, ReaperThread
 from tuner_service.service import Services
 from tuner_service.spec import StudySpec
 from tuner_service.states import LeaseState, StudyStatus, WorkerStatus
@@ -108,7 +109,6 @@ class Worker:
                 if not self.services.repo.heartbeat(self.id):
                     log.warning("this worker was declared dead; registering again")
                     self._register()
-                self.reaper.run_once()
             except Exception:  # a database blip: keep beating
                 log.exception("heartbeat failed; retrying")
 
@@ -127,6 +127,8 @@ class Worker:
         log.info("worker %s registered on %s", self.id, self.options.device)
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
+        reaper = ReaperThread(self.reaper, interval=self.settings.heartbeat_interval)
+        reaper.start()
         idle_since = time.monotonic()
         try:
             while not self.stop_event.is_set():
@@ -152,6 +154,7 @@ class Worker:
             evaluate_pending(self.services, self.datasets)
         finally:
             self.stop_event.set()
+            reaper.stop()
             self.services.repo.set_worker_status(self.id, WorkerStatus.STOPPED)
             log.info("worker %s stopped after %d trials", self.id, self.trials_run)
         return 0
@@ -171,14 +174,20 @@ class Worker:
             self._fail_study(c, str(exc))
             return
         seed_everything(handle.seed)
-        handle.set_attrs(
-            {
-                ATTR_SEED: handle.seed,
-                ATTR_DATASET_FINGERPRINT: dataset.fingerprint,
-                ATTR_VERSIONS: self._versions,
-                ATTR_PARAMS_FULL: handle.params,
-            }
-        )
+        try:
+            handle.set_attrs(
+                {
+                    ATTR_SEED: handle.seed,
+                    ATTR_DATASET_FINGERPRINT: dataset.fingerprint,
+                    ATTR_VERSIONS: self._versions,
+                    ATTR_PARAMS_FULL: handle.params,
+                }
+            )
+        except Exception:
+            # Taken back already (this worker looked dead for a moment): it is re-queued.
+            log.exception("study %s trial %s: cannot start it", c.study.id, handle.number)
+            end_lease(repo, c.lease, LeaseState.LOST, reason="trial taken back before it started")
+            return
         metric, _mode = monitored_metric(spec.objectives)
         prefix = f"study {c.study.id} trial {handle.number}"
         log.info("%s: start %s", prefix, _short(handle.params, spec.search_space))
