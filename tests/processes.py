@@ -115,6 +115,14 @@ def start_worker(url: str, logs: Path, name: str, *args: str, **extra: str
                             env=env(url, **extra), stdout=log, stderr=subprocess.STDOUT)
 
 
+def start_fake_worker(url: str, logs: Path, name: str, **extra: str) -> subprocess.Popen[bytes]:
+    """A real worker process with a near-free stand-in for training (fake_worker.py)."""
+    log = (logs / f"{name}.log").open("a")
+    script = Path(__file__).parent / "reliability" / "fake_worker.py"
+    return subprocess.Popen([sys.executable, str(script)], env=env(url, **extra), stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
 def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 60) -> list[int]:
     for p in procs:
         if p.poll() is None:
