@@ -36,7 +36,8 @@ def pg_url() -> Iterator[str]:
 
     Skipped when PostgreSQL is unreachable, except in CI (CI=true), where it fails.
     """
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    # pre-ping: a test may restart the server (tests/reliability/test_outages.py)
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
         with admin.connect() as conn:
             conn.execute(sa.text("SELECT 1"))

@@ -18,6 +18,7 @@ from search_spaces import SearchSpace
 
 from .db import configure_sqlite, engine_kwargs, is_sqlite, normalize_url
 from .errors import Problem
+from .retrying import with_retry
 from .spec import OptunaEngineSpec, StudySpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -213,21 +214,30 @@ def requeue_trial(study: optuna.Study, trial: FrozenTrial, *, max_retries: int) 
     ``RetryFailedTrialCallback`` so that its ``retried_trial_number``/``retry_history`` work.
 
     Returns the retry count of the new trial, or ``None`` when ``max_retries`` is spent.
+    Idempotent, and retried on transient database errors: a copy already added (by an attempt
+    whose answer was lost) is not added twice.
     """
     history = [*trial.system_attrs.get(SYS_RETRY_HISTORY, []), trial.number]
     if len(history) > max_retries:
         return None
     keep = {k: v for k, v in trial.user_attrs.items() if k == ATTR_WARM_START}
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=TrialState.WAITING,
-            params=trial.params,
-            distributions=trial.distributions,
-            user_attrs=keep,
-            system_attrs={
-                SYS_FAILED_TRIAL: trial.system_attrs.get(SYS_FAILED_TRIAL, trial.number),
-                SYS_RETRY_HISTORY: history,
-            },
+
+    def add_once() -> None:
+        for t in study.get_trials(deepcopy=False):
+            if t.system_attrs.get(SYS_RETRY_HISTORY) == history:
+                return
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs=keep,
+                system_attrs={
+                    SYS_FAILED_TRIAL: trial.system_attrs.get(SYS_FAILED_TRIAL, trial.number),
+                    SYS_RETRY_HISTORY: history,
+                },
+            )
         )
-    )
+
+    with_retry(add_once)
     return len(history)

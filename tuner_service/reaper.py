@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 
 import optuna
 from optuna.trial import TrialState
 
-from .optuna_bridge import ATTR_FAIL_REASON, requeue_trial, retries_used
+from .db import TRANSIENT_DB_ERRORS
+from .optuna_bridge import ATTR_FAIL_REASON, SYS_RETRY_HISTORY, requeue_trial, retries_used
 from .queue import maybe_complete
 from .repository import Lease, Repository, utcnow
+from .retrying import RETRY_MAX_BACKOFF_S, with_retry
 from .states import LeaseState, StudyStatus
 
 log = logging.getLogger(__name__)
@@ -39,9 +42,38 @@ class Reaper:
         self.storage = storage
         self.grace_period = grace_period
         self.max_retries = max_retries
+        self._last_ok: float | None = None
+        self._connected_since: float | None = None
+
+    def _may_judge_liveness(self) -> bool:
+        """Whether this reaper has seen the database long enough to call a worker silent.
+
+        After the database was away (or this process stalled) for a while, every worker's
+        heartbeat looks stale although the workers are fine: they were blocked on the same
+        outage and beat again once their retries get through (within one backoff). So after
+        an outage, at start, or after a long gap between sweeps, the reaper waits a grace
+        period plus the longest backoff before it declares anyone dead.
+        """
+        try:
+            self.repo.try_ping()
+        except TRANSIENT_DB_ERRORS:
+            self._connected_since = None
+            self.repo.ping()  # waits, with backoff, until the database is back
+        now = time.monotonic()
+        settle = self.grace_period + RETRY_MAX_BACKOFF_S
+        if (
+            self._connected_since is None
+            or self._last_ok is None
+            or now - self._last_ok > settle
+        ):
+            self._connected_since = now
+        self._last_ok = now
+        return now - self._connected_since >= settle
 
     def run_once(self) -> int:
         """One sweep; returns the number of trials taken back."""
+        if not self._may_judge_liveness():
+            return 0
         cutoff = utcnow() - timedelta(seconds=self.grace_period)
         dead = self.repo.mark_silent_workers_dead(cutoff)
         if dead:
@@ -53,6 +85,7 @@ class Reaper:
         for study in self.repo.studies_with_status((StudyStatus.RUNNING, StudyStatus.QUEUED)):
             n += self._orphans(study.id)
             maybe_complete(self.repo, study.id)
+        self._last_ok = time.monotonic()
         return n
 
     def _take_back(self, lease: Lease, reason: str) -> bool:
@@ -67,19 +100,22 @@ class Reaper:
         study_row = self.repo.get_study(study_id)
         if study_row is None:
             return
-        trial = self.storage.get_trial(trial_id)
+        trial = with_retry(self.storage.get_trial, trial_id)
         if trial.state != TrialState.RUNNING:
+            self._finished_meanwhile(study_id, trial)
             return
         final = StudyStatus(study_row.status).is_final
         gives_up = not final and retries_used(trial) >= self.max_retries
         if gives_up:
             reason = f"{reason}; gave up after {self.max_retries} retries"
         try:
-            self.storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
+            with_retry(self.storage.set_trial_user_attr, trial_id, ATTR_FAIL_REASON, reason)
+            # Optuna's own compare-and-set: False or an error when the worker finished first.
+            if not with_retry(self.storage.set_trial_state_values, trial_id, TrialState.FAIL):
+                return
         except optuna.exceptions.UpdateFinishedTrialError:
-            return  # its worker finished it meanwhile
-        if not self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
-            return  # another reaper (or the worker) won
+            self._finished_meanwhile(study_id, with_retry(self.storage.get_trial, trial_id))
+            return
         if final:
             return
         if gives_up:
@@ -88,24 +124,48 @@ class Reaper:
             return
         if study_row.engine_kind in ENGINES_THAT_RETRY:
             return  # the engine sends the lost trial back itself (and frees its budget)
-        study = optuna.load_study(study_name=study_row.name, storage=self.storage)
-        retry = requeue_trial(study, self.storage.get_trial(trial_id), max_retries=self.max_retries)
+        study = with_retry(optuna.load_study, study_name=study_row.name, storage=self.storage)
+        retry = requeue_trial(
+            study, with_retry(self.storage.get_trial, trial_id), max_retries=self.max_retries
+        )
         log.warning(
             "study %s trial %s re-queued (retry %s): %s", study_id, trial.number, retry, reason
         )
 
+    def _finished_meanwhile(self, study_id: int, trial: optuna.trial.FrozenTrial) -> None:
+        """The lease was taken back, but its worker finished the trial just before (its own
+        end of the lease lost the race): the trial uses its piece of the budget after all,
+        unless the worker handed it back (then a re-queued copy runs in its place)."""
+        if not trial.state.is_finished():
+            return
+        study_row = self.repo.get_study(study_id)
+        if study_row is None:
+            return
+        for t in with_retry(self.storage.get_all_trials, study_row.optuna_study_id, False):
+            if trial.number in t.system_attrs.get(SYS_RETRY_HISTORY, []):
+                return
+        self.repo.count_lost_lease_as_finished(study_id, trial._trial_id)
+
     def _orphans(self, study_id: int) -> int:
         """RUNNING trials that no active lease holds (a worker died between asking Optuna for
-        a trial and recording it) and that started before the grace period."""
-        held = {le.trial_id for le in self.repo.active_leases(study_id)}
+        a trial and recording it, or a retried ``ask`` created a second one) and that started
+        before the grace period. Skipped while a live worker's lease has no trial yet: its
+        trial may be one that it is about to attach."""
+        active = self.repo.active_leases(study_id)
+        if any(le.trial_id is None for le in active):
+            return 0
+        held = {le.trial_id for le in active}
         row = self.repo.get_study(study_id)
         if row is None:
             return 0
         # Optuna stamps trials with local naive time.
         cutoff = datetime.now() - timedelta(seconds=self.grace_period)
         n = 0
-        for t in self.storage.get_all_trials(
-            row.optuna_study_id, deepcopy=False, states=(TrialState.RUNNING,)
+        for t in with_retry(
+            self.storage.get_all_trials,
+            row.optuna_study_id,
+            deepcopy=False,
+            states=(TrialState.RUNNING,),
         ):
             if t._trial_id in held or t.datetime_start is None:
                 continue

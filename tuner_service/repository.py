@@ -97,6 +97,16 @@ class Repository:
         with self._sessions.begin() as s:
             yield s
 
+    def try_ping(self) -> None:
+        """One round trip, no retry. Raises a transient database error when it is away."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    @db_retry()
+    def ping(self) -> None:
+        """Wait (retrying with backoff) until the database answers."""
+        self.try_ping()
+
     # --- studies --------------------------------------------------------------------------
     @db_retry()
     def insert_study(

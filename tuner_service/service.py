@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from .artifacts import DatabaseArtifactStore
+from .data_paths import DataPathError, resolve_data_path
 from .db import create_db_engine
 from .errors import ConflictError, NotFoundError, Problem, SpecError
 from .grid import enqueue_grid_points, grid_results
@@ -91,7 +92,7 @@ class Services:
             ConflictError: a study with this name exists.
         """
         spec = parse_study_spec(raw)
-        problems = engine_problems(spec)
+        problems = [*engine_problems(spec), *self._dataset_path_problems(spec)]
         if problems:
             raise SpecError(problems)
         if self.repo.get_study_by_name(spec.name) is not None:
@@ -125,6 +126,24 @@ class Services:
             enqueue_grid_points(study, spec)
         log.info("study %s '%s' queued", row.id, row.name)
         return row
+
+    def _dataset_path_problems(self, spec: StudySpec) -> list[Problem]:
+        """A file dataset's path must stay inside the data root (``..``, absolute paths
+        elsewhere, symlinks leaving it). A path that does not exist here is fine: workers may
+        see another filesystem, and they report a missing file themselves."""
+        if spec.dataset.path is None:
+            return []
+        try:
+            resolve_data_path(self.settings.data_root, spec.dataset.path)
+        except DataPathError:
+            # The message names no server path (the worker's own error does, in its log).
+            msg = (
+                f"path {spec.dataset.path!r} is empty or leaves the data root "
+                "(paths are relative to TUNER_DATA_ROOT; '..', absolute paths elsewhere and "
+                "symlinks pointing out are refused)"
+            )
+            return [Problem(("dataset", "path"), msg, "path_outside_data_root")]
+        return []
 
     def list_studies(
         self, *, status: str | None = None, limit: int = 100, offset: int = 0

@@ -1,8 +1,9 @@
 """One worker process: register, then claim -> train -> record, until told to stop.
 
-A heartbeat thread keeps the worker's registration fresh while it trains (and sweeps for lost
-trials of other workers); the first SIGTERM/SIGINT stops at the end of the current epoch and
-hands the trial back, a second one exits at once (the reaper then recovers the trial).
+A heartbeat thread keeps the worker's registration fresh while it trains, and a reaper thread
+sweeps for lost trials of other workers (apart, so that a slow sweep never delays a beat); the
+first SIGTERM/SIGINT stops at the end of the current epoch and hands the trial back, a second
+one exits at once (the reaper then recovers the trial).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tuner_service.optuna_bridge import (
     ATTR_WALL_TIME,
 )
 from tuner_service.queue import Claim, claim, end_lease
-from tuner_service.reaper import Reaper
+from tuner_service.reaper import Reaper, ReaperThread
 from tuner_service.service import Services
 from tuner_service.spec import StudySpec
 from tuner_service.states import LeaseState, StudyStatus, WorkerStatus
@@ -62,7 +63,6 @@ class WorkerOptions:
 
 def package_versions() -> dict[str, str]:
     import keras
-    import optuna
     import tensorflow as tf
 
     return {
@@ -74,6 +74,9 @@ def package_versions() -> dict[str, str]:
 
 
 class Worker:
+    #: Trains one trial (tests and benchmarks of the queue put a cheap stand-in here).
+    run_trial_fn = staticmethod(run_trial)
+
     def __init__(self, services: Services, options: WorkerOptions) -> None:
         self.services = services
         self.options = options
@@ -112,7 +115,6 @@ class Worker:
                 if not self.services.repo.heartbeat(self.id):
                     log.warning("this worker was declared dead; registering again")
                     self._register()
-                self.reaper.run_once()
             except Exception:  # a database blip: keep beating
                 log.exception("heartbeat failed; retrying")
 
@@ -132,6 +134,8 @@ class Worker:
         log.info("worker %s registered on %s", self.id, self.options.device)
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
+        reaper = ReaperThread(self.reaper, interval=self.settings.heartbeat_interval)
+        reaper.start()
         idle_since = time.monotonic()
         try:
             while not self.stop_event.is_set():
@@ -160,6 +164,7 @@ class Worker:
             evaluate_pending(self.services, self.datasets)
         finally:
             self.stop_event.set()
+            reaper.stop()
             self.services.repo.set_worker_status(self.id, WorkerStatus.STOPPED)
             log.info("worker %s stopped after %d trials", self.id, self.trials_run)
         return 0
@@ -215,9 +220,10 @@ class Worker:
                     ATTR_PARAMS_FULL: handle.params,
                 }
             )
-        except optuna.exceptions.UpdateFinishedTrialError:
-            # The reaper took the trial back (this worker looked silent): it is re-queued.
-            log.warning("study %s trial %s was taken back; skipping it", c.study.id, handle.number)
+        except Exception:
+            # Taken back already (this worker looked dead for a moment): it is re-queued.
+            log.exception("study %s trial %s: cannot start it", c.study.id, handle.number)
+            end_lease(repo, c.lease, LeaseState.LOST, reason="trial taken back before it started")
             return
         metric, _mode = monitored_metric(spec.objectives)
         prefix = f"study {c.study.id} trial {handle.number}"
@@ -241,7 +247,7 @@ class Worker:
                 return Decision.PRUNE
             return Decision.CONTINUE
 
-        result = run_trial(
+        result = self.run_trial_fn(
             handle.params,
             dataset,
             objectives=spec.objectives,
@@ -257,8 +263,11 @@ class Worker:
             self._record(c, handle, result)
         except Exception:
             # The reaper may have taken the trial back (this worker looked dead): the trial is
-            # already re-queued, so nothing is lost.
+            # already re-queued, so nothing is lost. Otherwise give the lease up, so that the
+            # study does not wait for it forever; the reaper's orphan sweep then fails and
+            # re-queues the trial if it is still running.
             log.exception("%s: could not record the result", prefix)
+            end_lease(repo, c.lease, LeaseState.LOST, reason="result could not be recorded")
         finally:
             clear_session()
         log.info(

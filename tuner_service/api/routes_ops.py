@@ -9,12 +9,17 @@ from starlette.concurrency import run_in_threadpool
 
 from ..migrate import current_revision
 from .deps import ServicesDep, require_read
-from .schemas import Health, WorkersPublic
+from .schemas import Health, WorkersPublic, error_responses
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/workers", response_model=WorkersPublic, dependencies=[Depends(require_read)])
+@router.get(
+    "/workers",
+    response_model=WorkersPublic,
+    dependencies=[Depends(require_read)],
+    responses=error_responses(401),
+)
 async def list_workers(services: ServicesDep, include_stopped: bool = False) -> Any:
     data = await run_in_threadpool(services.workers, include_stopped=include_stopped)
     return {"data": data, "count": len(data)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from ..spec import StudySpec
@@ -17,20 +17,30 @@ from .schemas import (
     StudyDetail,
     StudyPublic,
     TrialsPublic,
+    error_responses,
 )
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
 StatusFilter = Literal["queued", "running", "paused", "cancelled", "completed", "failed"]
 StateFilter = Literal["running", "waiting", "complete", "pruned", "fail"]
+MAX_INT = 2**31 - 1  # ids and offsets beyond a database integer are refused with 422
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT)]
+StudyId = Annotated[int, Path(ge=1, le=MAX_INT)]
 Write = [Depends(require_write)]
 Read = [Depends(require_read)]
+# Error statuses documented in the OpenAPI schema (checked by the schemathesis test).
+ON_STUDY_READ = error_responses(401, 404)
+ON_STUDY_WRITE = error_responses(401, 404, 409)
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=StudyPublic, dependencies=Write
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StudyPublic,
+    dependencies=Write,
+    responses=error_responses(401, 409, 413),
 )
 async def create_study(spec: StudySpec, services: ServicesDep) -> Any:
     """Queue a study. 422 lists every problem of the spec with its path; 409 on a duplicate name."""
@@ -38,7 +48,7 @@ async def create_study(spec: StudySpec, services: ServicesDep) -> Any:
     return services.study_summary(row)
 
 
-@router.get("", response_model=StudiesPublic, dependencies=Read)
+@router.get("", response_model=StudiesPublic, dependencies=Read, responses=error_responses(401))
 async def list_studies(
     services: ServicesDep,
     limit: Limit = 100,
@@ -51,14 +61,16 @@ async def list_studies(
     return {"data": data, "count": count}
 
 
-@router.get("/{study_id}", response_model=StudyDetail, dependencies=Read)
-async def get_study(study_id: int, services: ServicesDep) -> Any:
+@router.get("/{study_id}", response_model=StudyDetail, dependencies=Read, responses=ON_STUDY_READ)
+async def get_study(study_id: StudyId, services: ServicesDep) -> Any:
     return await run_in_threadpool(services.study_detail, study_id)
 
 
-@router.get("/{study_id}/trials", response_model=TrialsPublic, dependencies=Read)
+@router.get(
+    "/{study_id}/trials", response_model=TrialsPublic, dependencies=Read, responses=ON_STUDY_READ
+)
 async def list_trials(
-    study_id: int,
+    study_id: StudyId,
     services: ServicesDep,
     limit: Limit = 100,
     offset: Offset = 0,
@@ -75,15 +87,18 @@ async def list_trials(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Message,
     dependencies=Write,
+    responses=error_responses(401, 404, 409, 413),
 )
-async def enqueue_trial(study_id: int, body: EnqueueTrial, services: ServicesDep) -> Any:
+async def enqueue_trial(study_id: StudyId, body: EnqueueTrial, services: ServicesDep) -> Any:
     """Warm start: a known configuration, tried before any sampled one."""
     await run_in_threadpool(services.enqueue_trial, study_id, body.params)
     return {"message": "configuration queued; it runs before sampled trials"}
 
 
-@router.get("/{study_id}/best", response_model=BestTrialPublic, dependencies=Read)
-async def best_trial(study_id: int, services: ServicesDep) -> Any:
+@router.get(
+    "/{study_id}/best", response_model=BestTrialPublic, dependencies=Read, responses=ON_STUDY_READ
+)
+async def best_trial(study_id: StudyId, services: ServicesDep) -> Any:
     """The best trial (with test-set metrics once measured); 404 until a trial finished."""
     return await run_in_threadpool(services.best, study_id)
 
@@ -98,10 +113,10 @@ async def grid(study_id: int, services: ServicesDep) -> Any:
 @router.get(
     "/{study_id}/best/model",
     dependencies=Read,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **ON_STUDY_READ},
     response_class=Response,
 )
-async def best_model(study_id: int, services: ServicesDep) -> Response:
+async def best_model(study_id: StudyId, services: ServicesDep) -> Response:
     """Download the best trial's ``.keras`` model file."""
     name, data = await run_in_threadpool(services.best_model, study_id)
     return Response(
@@ -111,18 +126,24 @@ async def best_model(study_id: int, services: ServicesDep) -> Response:
     )
 
 
-@router.post("/{study_id}/pause", response_model=StudyPublic, dependencies=Write)
-async def pause(study_id: int, services: ServicesDep) -> Any:
+@router.post(
+    "/{study_id}/pause", response_model=StudyPublic, dependencies=Write, responses=ON_STUDY_WRITE
+)
+async def pause(study_id: StudyId, services: ServicesDep) -> Any:
     """Hand out no new trial; running trials finish."""
     return services.study_summary(await run_in_threadpool(services.pause, study_id))
 
 
-@router.post("/{study_id}/resume", response_model=StudyPublic, dependencies=Write)
-async def resume(study_id: int, services: ServicesDep) -> Any:
+@router.post(
+    "/{study_id}/resume", response_model=StudyPublic, dependencies=Write, responses=ON_STUDY_WRITE
+)
+async def resume(study_id: StudyId, services: ServicesDep) -> Any:
     return services.study_summary(await run_in_threadpool(services.resume, study_id))
 
 
-@router.post("/{study_id}/cancel", response_model=StudyPublic, dependencies=Write)
-async def cancel(study_id: int, services: ServicesDep) -> Any:
+@router.post(
+    "/{study_id}/cancel", response_model=StudyPublic, dependencies=Write, responses=ON_STUDY_WRITE
+)
+async def cancel(study_id: StudyId, services: ServicesDep) -> Any:
     """Stop for good: running trials stop at their next epoch; finished trials are kept."""
     return services.study_summary(await run_in_threadpool(services.cancel, study_id))

@@ -109,3 +109,20 @@ class Health(BaseModel):
     status: str
     database: str
     schema_revision: str | None = None
+
+
+class ErrorPublic(BaseModel):
+    """An error: a message, or (422) the list of problems, each with its JSON path."""
+
+    detail: str | list[dict[str, Any]]
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route may answer with."""
+    what = {
+        401: "API token missing or wrong (TUNER_API_TOKEN)",
+        404: "no such study (or nothing to show yet)",
+        409: "conflict with the study's name or status",
+        413: "request body too large (TUNER_MAX_BODY_BYTES)",
+    }
+    return {c: {"model": ErrorPublic, "description": what[c]} for c in codes}

@@ -1,0 +1,65 @@
+"""A worker process whose trials cost almost nothing: the real daemon (claim, Optuna ask,
+per-epoch reports, tell, heartbeats, reaper) with training replaced by a stand-in that reports
+a few epochs of made-up metrics. For tests and benchmarks of the queue with many processes on
+few cores. Run as ``python tests/reliability/fake_worker.py`` with TUNER_* in the environment;
+FAKE_EPOCH_SECONDS sets the time one epoch takes (default 0.05)."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tuner_service.logging_setup import setup_logging
+from tuner_service.service import Services
+from tuner_service.settings import load_settings
+from tuner_service.spec import ObjectiveSpec
+from workers.trial_runner import Decision, EpochHook, Outcome, TrialResult
+from workers.worker import Worker, WorkerOptions
+
+
+def fake_train(params: Mapping[str, Any], dataset: Any, *, objectives: Sequence[ObjectiveSpec],
+               max_epochs: int, on_epoch: EpochHook, **_: Any) -> TrialResult:
+    started = time.perf_counter()
+    epoch_s = float(os.environ.get("FAKE_EPOCH_SECONDS", "0.05"))
+    history: dict[str, list[float]] = {"loss": [], "val_loss": [], "accuracy": [],
+                                       "val_accuracy": []}
+    for epoch in range(max_epochs):
+        time.sleep(epoch_s)
+        acc = random.random()
+        metrics = {"loss": 1 - acc, "val_loss": 1 - acc, "accuracy": acc, "val_accuracy": acc}
+        for k, v in metrics.items():
+            history[k].append(v)
+        decision = on_epoch(epoch, metrics)
+        if decision is Decision.STOP:
+            return TrialResult(Outcome.HANDED_BACK, None, history, epoch + 1, 0,
+                               time.perf_counter() - started, reason="worker shutting down")
+        if decision is not Decision.CONTINUE:
+            return TrialResult(Outcome.PRUNED, None, history, epoch + 1, 0,
+                               time.perf_counter() - started, reason="pruned")
+    values = [max(history[o.metric]) if o.metric != "params" else 0.0 for o in objectives]
+    return TrialResult(Outcome.COMPLETE, values, history, max_epochs, 0,
+                       time.perf_counter() - started)
+
+
+class FakeWorker(Worker):
+    run_trial_fn = staticmethod(fake_train)
+
+
+def main() -> int:
+    settings = load_settings()
+    setup_logging(settings)
+    services = Services(settings)
+    worker = FakeWorker(services, WorkerOptions(device="fake"))
+    worker.install_signal_handlers()
+    try:
+        return worker.run()
+    finally:
+        services.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
