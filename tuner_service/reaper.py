@@ -37,11 +37,15 @@ class Reaper:
         *,
         grace_period: float,
         max_retries: int,
+        settle_s: float | None = None,
     ) -> None:
+        """``settle_s``: how long the database must have answered before workers may be
+        judged silent (default: the grace period plus the longest retry backoff)."""
         self.repo = repo
         self.storage = storage
         self.grace_period = grace_period
         self.max_retries = max_retries
+        self.settle_s = grace_period + RETRY_MAX_BACKOFF_S if settle_s is None else settle_s
         self._last_ok: float | None = None
         self._connected_since: float | None = None
 
@@ -60,7 +64,7 @@ class Reaper:
             self._connected_since = None
             self.repo.ping()  # waits, with backoff, until the database is back
         now = time.monotonic()
-        settle = self.grace_period + RETRY_MAX_BACKOFF_S
+        settle = self.settle_s
         if (
             self._connected_since is None
             or self._last_ok is None

@@ -363,7 +363,8 @@ class Repository:
     @db_retry()
     def count_lost_lease_as_finished(self, study_id: int, trial_id: int) -> None:
         """A trial that failed for good uses its piece of the budget: its lost lease becomes a
-        finished one, so that the study ends with exactly n_trials finished trials."""
+        finished one, so that the study ends with exactly n_trials finished trials. Its
+        ``updated_at`` stays the time the lease ended (when it was lost)."""
         with self.session() as s:
             s.execute(
                 sa.update(LeaseRow)
@@ -372,7 +373,7 @@ class Repository:
                     LeaseRow.trial_id == trial_id,
                     LeaseRow.state == LeaseState.LOST.value,
                 )
-                .values(state=LeaseState.FINISHED.value, updated_at=utcnow())
+                .values(state=LeaseState.FINISHED.value)
             )
 
     @db_retry()

@@ -34,11 +34,13 @@ OPERATIONS = [
     "POST /studies/{study_id}/trials",
     "GET /studies/{study_id}/best",
     "GET /studies/{study_id}/best/model",
+    "GET /studies/{study_id}/grid",
     "POST /studies/{study_id}/pause",
     "POST /studies/{study_id}/resume",
     "POST /studies/{study_id}/cancel",
     "GET /workers",
     "GET /healthz",
+    "GET /metrics",
 ]
 
 

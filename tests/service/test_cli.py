@@ -15,8 +15,9 @@ runner = CliRunner()
 
 
 def _invoke(url: str, *args: str) -> tuple[int, str]:
+    """Exit code and what the command printed (stdout, then stderr)."""
     result = runner.invoke(app, [*args], env={"TUNER_DATABASE_URL": url})
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout + result.stderr
 
 
 def test_migrate_submit_studies_show_cancel(sqlite_url: str, tmp_path: Path) -> None:
@@ -26,12 +27,12 @@ def test_migrate_submit_studies_show_cancel(sqlite_url: str, tmp_path: Path) -> 
     assert code == 0 and f"revision {head_revision()}" in out
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(tiny_spec("cli-json")))
-    code, out = _invoke(sqlite_url, "submit", str(spec_file))
-    assert code == 0 and out.strip().splitlines()[-1] == "1"
+    result = runner.invoke(app, ["submit", str(spec_file)], env={"TUNER_DATABASE_URL": sqlite_url})
+    assert result.exit_code == 0 and result.stdout.strip() == "1"
     yaml_file = tmp_path / "spec.yaml"
     yaml_file.write_text(yaml.safe_dump(tiny_spec("cli-yaml")))
-    code, out = _invoke(sqlite_url, "submit", str(yaml_file))
-    assert code == 0 and out.strip().splitlines()[-1] == "2"
+    result = runner.invoke(app, ["submit", str(yaml_file)], env={"TUNER_DATABASE_URL": sqlite_url})
+    assert result.exit_code == 0 and result.stdout.strip() == "2"
     code, out = _invoke(sqlite_url, "studies")
     assert code == 0 and "cli-json" in out and "cli-yaml" in out
     code, out = _invoke(sqlite_url, "show", "1")

@@ -78,7 +78,7 @@ def test_reaper_requeues_a_silent_workers_trial_with_the_same_params(svc: Servic
     assert c is not None
     trial = _ask(svc, row.name, c.lease.id)
     lr = trial.params["learning_rate"]
-    reaper = Reaper(svc.repo, svc.storage, grace_period=0.3, max_retries=2)
+    reaper = Reaper(svc.repo, svc.storage, grace_period=0.3, max_retries=2, settle_s=0.0)
     svc.repo.heartbeat("w1")
     assert reaper.run_once() == 0  # w1 is fresh
     time.sleep(0.5)
@@ -105,7 +105,7 @@ def test_reaper_requeues_a_silent_workers_trial_with_the_same_params(svc: Servic
 
 def test_reaper_gives_up_after_max_retries_and_counts_it(svc: Services) -> None:
     row = svc.create_study(tiny_spec("giveup", budget={"n_trials": 1, "max_parallel": 1}))
-    reaper = Reaper(svc.repo, svc.storage, grace_period=0.2, max_retries=1)
+    reaper = Reaper(svc.repo, svc.storage, grace_period=0.2, max_retries=1, settle_s=0.0)
     for attempt in range(2):
         worker = f"x{attempt}"
         svc.repo.register_worker(worker_id=worker, host="h", pid=1, device="cpu", info={})
@@ -127,7 +127,7 @@ def test_reaper_fails_orphaned_running_trials(svc: Services) -> None:
     study = optuna.load_study(study_name=row.name, storage=svc.storage)
     trial = study.ask()  # a worker died between ask and recording its lease
     trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True)
-    reaper = Reaper(svc.repo, svc.storage, grace_period=0.2, max_retries=2)
+    reaper = Reaper(svc.repo, svc.storage, grace_period=0.2, max_retries=2, settle_s=0.0)
     assert reaper.run_once() == 0  # too young to call orphaned
     time.sleep(0.4)
     assert reaper.run_once() == 1

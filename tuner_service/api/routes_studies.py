@@ -103,8 +103,8 @@ async def best_trial(study_id: StudyId, services: ServicesDep) -> Any:
     return await run_in_threadpool(services.best, study_id)
 
 
-@router.get("/{study_id}/grid", dependencies=Read)
-async def grid(study_id: int, services: ServicesDep) -> Any:
+@router.get("/{study_id}/grid", dependencies=Read, responses=ON_STUDY_READ)
+async def grid(study_id: StudyId, services: ServicesDep) -> Any:
     """An ``sklearn_grid`` study's ``cv_results_``, ``best_params_``, ``best_score_`` (like
     ``GridSearchCV``); 404 for other engines."""
     return await run_in_threadpool(services.grid, study_id)
