@@ -1,16 +1,26 @@
-"""``tuner-worker``: the worker daemon's command line."""
+"""``tuner-worker``: the worker daemon's command line.
+
+``--devices`` (default: every GPU found, else the CPU) decides the shape: GPUs get one child
+process each under a supervisor (:mod:`workers.supervisor`, which never imports TensorFlow);
+the CPU, or an explicit ``--device LABEL`` (what each child runs), gets one worker in this
+process.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
 
 import typer
 
 from tuner_service.logging_setup import setup_logging
-from tuner_service.settings import load_settings
+from tuner_service.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from .supervisor import Device
 
 app = typer.Typer(add_completion=False, help="Run trials of queued studies on this host.")
 
@@ -20,12 +30,23 @@ def run(
     database_url: str | None = typer.Option(
         None, envvar="TUNER_DATABASE_URL", help="Service database (default sqlite:///./tuner.db)."
     ),
+    devices: str | None = typer.Option(
+        None,
+        "--devices",
+        help="'all' (one worker process per GPU found), 'cpu' (one CPU worker), or GPU ids "
+        "such as 0,1,2,3 (one process each, pinned with CUDA_VISIBLE_DEVICES). "
+        "Default: all GPUs found, else the CPU.",
+    ),
     once: bool = typer.Option(False, "--once", help="Run one trial, then exit."),
     max_trials: int | None = typer.Option(None, min=1, help="Exit after this many trials."),
     exit_when_idle: float | None = typer.Option(
         None, min=0, help="Exit after this many seconds without work."
     ),
-    device: str = typer.Option("cpu", help="Device label this worker registers with."),
+    device: str | None = typer.Option(
+        None,
+        help="Run one worker in this process, registered with this device label, on the "
+        "GPUs this process sees (what each child of --devices runs).",
+    ),
     threads: int | None = typer.Option(
         None, min=1, help="TensorFlow CPU threads (default: all cores)."
     ),
@@ -36,6 +57,15 @@ def run(
     poll_interval: float | None = typer.Option(None, min=0.05),
     log_json: bool | None = typer.Option(None, "--log-json/--no-log-json"),
 ) -> None:
+    from .supervisor import DeviceSpecError, resolve_devices
+
+    if device is not None and devices is not None:
+        raise typer.BadParameter("use either --devices or --device", param_hint="'--devices'")
+    if device is None:
+        try:
+            gpus = resolve_devices(devices)
+        except DeviceSpecError as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--devices'") from exc
     settings = load_settings(
         database_url=database_url,
         heartbeat_interval=heartbeat_interval,
@@ -43,6 +73,94 @@ def run(
         log_json=log_json,
     )
     setup_logging(settings)
+    if device is None and gpus:
+        args = _child_args(
+            once=once,
+            max_trials=max_trials,
+            exit_when_idle=exit_when_idle,
+            threads=threads,
+            mixed_precision=mixed_precision,
+            heartbeat_interval=heartbeat_interval,
+            poll_interval=poll_interval,
+            log_json=log_json,
+        )
+        raise typer.Exit(_supervise(gpus, args, database_url))
+    if device is None:
+        # the CPU: hide any GPU from TensorFlow (imported below, after this)
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        device = "cpu"
+        if devices is None or devices.strip().lower() == "all":
+            logging.getLogger(__name__).info("no GPU found: one worker on the CPU")
+    raise typer.Exit(
+        _run_worker(
+            settings,
+            device=device,
+            once=once,
+            max_trials=max_trials,
+            exit_when_idle=exit_when_idle,
+            threads=threads,
+            mixed_precision=mixed_precision,
+        )
+    )
+
+
+def _child_args(
+    *,
+    once: bool,
+    max_trials: int | None,
+    exit_when_idle: float | None,
+    threads: int | None,
+    mixed_precision: bool,
+    heartbeat_interval: float | None,
+    poll_interval: float | None,
+    log_json: bool | None,
+) -> list[str]:
+    """The options every child worker gets (the database URL goes by environment, so that a
+    password never shows in ``ps``)."""
+    args: list[str] = []
+    if once:
+        args.append("--once")
+    if max_trials is not None:
+        args += ["--max-trials", str(max_trials)]
+    if exit_when_idle is not None:
+        args += ["--exit-when-idle", repr(exit_when_idle)]
+    if threads is not None:
+        args += ["--threads", str(threads)]
+    if mixed_precision:
+        args.append("--mixed-precision")
+    if heartbeat_interval is not None:
+        args += ["--heartbeat-interval", repr(heartbeat_interval)]
+    if poll_interval is not None:
+        args += ["--poll-interval", repr(poll_interval)]
+    if log_json is not None:
+        args.append("--log-json" if log_json else "--no-log-json")
+    return args
+
+
+def _supervise(gpus: list[Device], args: list[str], database_url: str | None) -> int:
+    from .supervisor import CHILD_COMMAND_ENV, Supervisor, child_command
+
+    environ = dict(os.environ)
+    if database_url is not None:
+        environ["TUNER_DATABASE_URL"] = database_url
+    supervisor = Supervisor(
+        gpus, args, command=child_command(os.environ.get(CHILD_COMMAND_ENV)), environ=environ
+    )
+    supervisor.install_signal_handlers()
+    return supervisor.run()
+
+
+def _run_worker(
+    settings: Settings,
+    *,
+    device: str,
+    once: bool,
+    max_trials: int | None,
+    exit_when_idle: float | None,
+    threads: int | None,
+    mixed_precision: bool,
+) -> int:
+    """One worker in this process (imports TensorFlow)."""
     from tuner_service.service import Services
 
     from .runtime import configure_gpu, configure_threads
@@ -66,10 +184,9 @@ def run(
     )
     worker.install_signal_handlers()
     try:
-        code = worker.run()
+        return worker.run()
     finally:
         services.close()
-    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -2,10 +2,13 @@
 per-epoch reports, tell, heartbeats, reaper) with training replaced by a stand-in that reports
 a few epochs of made-up metrics. For tests and benchmarks of the queue with many processes on
 few cores. Run as ``python tests/reliability/fake_worker.py`` with TUNER_* in the environment;
-FAKE_EPOCH_SECONDS sets the time one epoch takes (default 0.05)."""
+FAKE_EPOCH_SECONDS sets the time one epoch takes (default 0.05). It takes the options that
+``tuner-worker --devices`` passes to its children (``--device``, ``--once``, ``--max-trials``,
+``--exit-when-idle``), so it can stand in for them."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import sys
@@ -50,10 +53,19 @@ class FakeWorker(Worker):
 
 
 def main() -> int:
+    # the options a ``tuner-worker --devices`` parent hands its children (the rest is ignored)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="fake")
+    parser.add_argument("--once", action="store_true")
+    parser.add_argument("--max-trials", type=int)
+    parser.add_argument("--exit-when-idle", type=float)
+    args, _ = parser.parse_known_args()
     settings = load_settings()
     setup_logging(settings)
     services = Services(settings)
-    worker = FakeWorker(services, WorkerOptions(device="fake"))
+    worker = FakeWorker(services, WorkerOptions(
+        device=args.device, once=args.once, max_trials=args.max_trials,
+        exit_when_idle=args.exit_when_idle))
     worker.install_signal_handlers()
     try:
         return worker.run()
