@@ -241,7 +241,8 @@ def check_invariants(rec: StudyRecord, *, n_trials: int, max_parallel: int) -> N
         assert t.system_attrs[SYS_FAILED_TRIAL] == history[0]
     # max_parallel: leases are what is handed out; their lifetimes never overlap beyond it.
     intervals = [(le.created_at, le.updated_at) for le in rec.leases]
-    assert max_overlap(intervals) <= max_parallel, "max_parallel exceeded"
+    overlap = max_overlap(intervals)
+    assert overlap <= max_parallel, f"max_parallel exceeded: {overlap} leases at once"
 
 
 def utc_naive() -> datetime:

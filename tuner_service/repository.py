@@ -260,11 +260,11 @@ class Repository:
 
         Losing a race (the row is locked by another claimer) returns None: that is normal.
         """
-        now = utcnow()
         with self.session() as s:
             study = self._lock_study(s, study_id)
             if study is None or not StudyStatus(study.status).hands_out_trials:
                 return None
+            now = utcnow()  # under the lock: after every lease end this claim can see
             if (
                 study.timeout_s is not None
                 and study.started_at is not None
