@@ -38,6 +38,11 @@ class SpecError(TunerError, ValueError):
         super().__init__("; ".join(str(p) for p in self.problems))
 
 
+class LeaseLostError(ConflictError):
+    """The lease was taken back (its worker looked silent) before the worker recorded its
+    trial; the worker drops the work, and the reaper re-queues the trial."""
+
+
 class AuthError(TunerError):
     """Missing or wrong API token (HTTP 401)."""
 
@@ -46,6 +51,7 @@ __all__ = [
     "AuthError",
     "ConflictError",
     "InvalidTransitionError",
+    "LeaseLostError",
     "NotFoundError",
     "Problem",
     "SpecError",

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db import db_retry
+from .errors import LeaseLostError
 from .models import ArtifactRow, EngineStateRow, LeaseRow, StudyRow, WorkerRow
 from .states import BUDGET_STATES, LeaseState, StudyStatus, WorkerStatus
 
@@ -342,12 +343,20 @@ class Repository:
 
     @db_retry()
     def attach_trial(self, lease_id: int, *, trial_id: int, trial_number: int) -> None:
+        """Record which trial an active lease runs (``updated_at`` keeps the lease's last
+        state change).
+
+        Raises:
+            LeaseLostError: the lease is no longer active (the reaper took it back).
+        """
         with self.session() as s:
-            s.execute(
+            res = s.execute(
                 sa.update(LeaseRow)
-                .where(LeaseRow.id == lease_id)
-                .values(trial_id=trial_id, trial_number=trial_number, updated_at=utcnow())
+                .where(LeaseRow.id == lease_id, LeaseRow.state == LeaseState.ACTIVE.value)
+                .values(trial_id=trial_id, trial_number=trial_number)
             )
+            if not res.rowcount:  # type: ignore[attr-defined]
+                raise LeaseLostError(f"lease {lease_id} was taken back before its trial started")
 
     @db_retry()
     def end_lease(self, lease_id: int, target: LeaseState, *, reason: str | None = None) -> bool:

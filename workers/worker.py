@@ -25,6 +25,7 @@ from typing import Any
 
 import optuna
 
+from tuner_service.errors import LeaseLostError
 from tuner_service.logging_setup import bind_log_context, log_context
 from tuner_service.optuna_bridge import (
     ATTR_DATASET_FINGERPRINT,
@@ -189,6 +190,10 @@ class Worker:
                 engine.run_claim(c, spec, dataset, self)
                 return
             handle = engine.start(c, self.id)
+        except LeaseLostError as exc:
+            # This worker looked silent for a moment; the reaper re-queues what it started.
+            log.warning("study %s: %s; moving on", c.study.id, exc)
+            return
         except EngineFatalError as exc:
             self._fail_study(c, str(exc))
             return

@@ -133,3 +133,17 @@ def test_reaper_fails_orphaned_running_trials(svc: Services) -> None:
     assert reaper.run_once() == 1
     states = [t.state for t in study.get_trials()]
     assert states == [TrialState.FAIL, TrialState.WAITING]
+
+
+def test_a_lease_taken_back_cannot_be_attached_later(svc: Services) -> None:
+    from tuner_service.errors import LeaseLostError
+
+    svc.create_study(tiny_spec("late", budget={"n_trials": 2, "max_parallel": 2}))
+    c = claim(svc.repo, "w1")
+    assert c is not None
+    assert end_lease(svc.repo, c.lease, LeaseState.LOST, reason="reaped")
+    before = svc.repo.get_lease(c.lease.id)
+    with pytest.raises(LeaseLostError):
+        svc.repo.attach_trial(c.lease.id, trial_id=1, trial_number=0)
+    after = svc.repo.get_lease(c.lease.id)
+    assert after == before and after is not None and after.trial_id is None
