@@ -261,9 +261,6 @@ class Supervisor:
         # only recorded here; the main loop forwards (no work inside a signal handler)
         self._signals.append(signum)
 
-    def request_stop(self, signum: int = signal.SIGTERM) -> None:
-        self._signals.append(signum)
-
     # --- children -------------------------------------------------------------------------
     def _argv(self, child: _Child) -> list[str]:
         return [*self.command, "--device", child.device.label, *self.args]

@@ -202,3 +202,45 @@ def test_runtime_helpers() -> None:
     runtime.configure_threads(2)  # TF already initialised: logs, never raises
     runtime.configure_threads(2)
     runtime.clear_session()
+
+
+def test_clear_session_frees_the_trials_graphs() -> None:
+    """TensorFlow keeps every traced train step alive through the gradient functions it
+    registers for ``tf.custom_gradient`` (never removed): ``clear_session`` drops them, and a
+    model whose train step was traced before still trains afterwards."""
+    import gc
+
+    from tensorflow.python.framework import ops as tf_ops
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    def live_graphs() -> int:
+        gc.collect()
+        return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+
+    def custom_gradients() -> list[str]:
+        return [k for k in tf_ops._gradient_registry._registry
+                if str(k).startswith("CustomGradient-")]
+
+    params = {"conv_blocks": 1, "filters": 4, "dense_layers": 1, "dense_units": 8,
+              "dropout": 0.0, "learning_rate": 0.01, "early_stopping_patience": 0}
+    x = np.random.default_rng(0).normal(size=(32, 8, 8, 1)).astype("float32")
+    y = np.arange(32) % 3
+    runtime.clear_session()
+    old = build_model(params, (8, 8, 1), 3)
+    old.fit(x, y, epochs=1, verbose=0)
+    assert custom_gradients()  # if TensorFlow stops registering them, this test is moot
+    runtime.clear_session()
+    assert custom_gradients() == []
+    loss = old.fit(x, y, epochs=1, verbose=0).history["loss"][0]  # traced before: still trains
+    assert math.isfinite(loss)
+    del old
+    runtime.clear_session()
+    before = live_graphs()
+    for _ in range(3):  # trial after trial, the registry and the live graphs do not grow
+        m = build_model(params, (8, 8, 1), 3)
+        m.fit(x, y, epochs=1, verbose=0)
+        del m
+        runtime.clear_session()
+        assert custom_gradients() == []
+    assert live_graphs() <= before
+    assert runtime.drop_custom_gradients() == 0
