@@ -86,6 +86,9 @@ class LeaseRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
+    # Leases of the study active right after this one was handed out (itself included),
+    # counted under the study's lock: never above max_parallel.
+    active_at_claim: Mapped[int | None] = mapped_column(Integer)
 
 
 class ArtifactRow(Base):

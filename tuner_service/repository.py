@@ -283,6 +283,7 @@ class Repository:
                 seq=study.lease_seq,
                 created_at=now,
                 updated_at=now,
+                active_at_claim=counts.active + 1,
             )
             s.add(lease)
             if study.status == StudyStatus.QUEUED.value:

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from support import make_settings, tiny_spec
 
 from tuner_service.migrate import upgrade
+from tuner_service.models import LeaseRow
 from tuner_service.queue import claim, end_lease
 from tuner_service.reaper import Reaper
 from tuner_service.service import Services
@@ -48,6 +49,9 @@ def test_claims_respect_max_parallel_and_exact_budget(svc: Services) -> None:
     end_lease(svc.repo, c2.lease, LeaseState.FINISHED)
     assert claim(svc.repo, "w1") is None  # budget: 3 handed out
     end_lease(svc.repo, c3.lease, LeaseState.FINISHED)
+    with svc.repo.session() as s:
+        counts = [le.active_at_claim for le in s.query(LeaseRow).order_by(LeaseRow.id)]
+    assert counts == [1, 2, 2]  # active leases of the study, each claim included
     detail = svc.study_detail(row.id)
     assert detail["status"] == "completed"
     assert detail["evaluation_state"] == "pending"

@@ -1,0 +1,25 @@
+"""Leases record how many of their study's leases were active when they were handed out.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("tuner_leases") as batch:
+        batch.add_column(sa.Column("active_at_claim", sa.Integer, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("tuner_leases") as batch:
+        batch.drop_column("active_at_claim")
