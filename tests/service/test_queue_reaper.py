@@ -82,10 +82,10 @@ def test_reaper_requeues_a_silent_workers_trial_with_the_same_params(svc: Servic
     assert c is not None
     trial = _ask(svc, row.name, c.lease.id)
     lr = trial.params["learning_rate"]
-    reaper = Reaper(svc.repo, svc.storage, grace_period=0.3, max_retries=2, settle_s=0.0)
+    reaper = Reaper(svc.repo, svc.storage, grace_period=1.0, max_retries=2, settle_s=0.0)
     svc.repo.heartbeat("w1")
     assert reaper.run_once() == 0  # w1 is fresh
-    time.sleep(0.5)
+    time.sleep(1.3)
     for w in ("w2", "w3"):
         svc.repo.heartbeat(w)
     assert reaper.run_once() == 1
@@ -131,8 +131,9 @@ def test_reaper_fails_orphaned_running_trials(svc: Services) -> None:
     study = optuna.load_study(study_name=row.name, storage=svc.storage)
     trial = study.ask()  # a worker died between ask and recording its lease
     trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True)
+    patient = Reaper(svc.repo, svc.storage, grace_period=60.0, max_retries=2, settle_s=0.0)
+    assert patient.run_once() == 0  # too young to call orphaned
     reaper = Reaper(svc.repo, svc.storage, grace_period=0.2, max_retries=2, settle_s=0.0)
-    assert reaper.run_once() == 0  # too young to call orphaned
     time.sleep(0.4)
     assert reaper.run_once() == 1
     states = [t.state for t in study.get_trials()]
