@@ -31,6 +31,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -251,7 +252,7 @@ class Condition:
 
 
 @dataclass(frozen=True)
-class Dimension:
+class Dimension(ABC):
     """One hyperparameter of a search space: its name and its activation conditions."""
 
     type: ClassVar[str] = ""
@@ -279,9 +280,9 @@ class Dimension:
         """Whether every condition holds for ``params`` (a full parameter set)."""
         return all(c.holds(params) for c in self.when)
 
+    @abstractmethod
     def value_problem(self, value: Any) -> tuple[str, str] | None:
         """``(code, message)`` saying why this dimension never yields ``value``, or None."""
-        raise NotImplementedError
 
     def can_take(self, value: Any) -> bool:
         """Whether the dimension can yield ``value`` (inactive conditionals yield the default)."""
@@ -289,15 +290,17 @@ class Dimension:
             return True
         return self.conditional and _same(value, self.default)
 
+    @abstractmethod
     def suggest(self, trial: TrialLike) -> Any:
-        raise NotImplementedError
+        """Ask ``trial`` for this dimension's value (Optuna define-by-run)."""
 
+    @abstractmethod
     def grid_values(self) -> list[Any]:
         """The values of this dimension in a parameter grid (raises SearchSpaceError)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _body_json(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The dimension's own keys in its JSON form (type, bounds, choices...)."""
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"type": self.type, **self._body_json()}
