@@ -6,9 +6,7 @@ the service's storage, with the saved models)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,20 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 from ops_support import TrainedStudy
+from processes import BIN, free_port
 from support import TINY_SPACE, tiny_spec
 
 from workers.worker import Worker, WorkerOptions
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
 EPOCHS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -105,7 +97,7 @@ def assert_dashboard_lists(base: str, expected: dict[str, int]) -> dict[str, dic
 def test_optuna_dashboard_lists_every_engines_study_with_trials_and_intermediate_values(
     trained: TrainedStudy, three_studies: dict[str, int], tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     cmd = [str(BIN / "optuna-dashboard"), trained.url, "--port", str(port), "--host", "127.0.0.1"]
     with serving(cmd, port, tmp_path / "dashboard.log", dict(os.environ)) as base:
         details = assert_dashboard_lists(base, three_studies)
@@ -117,7 +109,7 @@ def test_optuna_dashboard_lists_every_engines_study_with_trials_and_intermediate
 def test_tuner_service_dashboard_serves_the_same_and_the_saved_models(
     trained: TrainedStudy, three_studies: dict[str, int], tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TUNER_DATABASE_URL": trained.url}
     cmd = [str(BIN / "tuner-service"), "dashboard", "--port", str(port)]
     with serving(cmd, port, tmp_path / "dashboard.log", env) as base:
