@@ -44,6 +44,20 @@ def env(url: str, **extra: str) -> dict[str, str]:
             "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1", **extra}
 
 
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    """Wait until ``url`` answers 200; raise with the process's log if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{proc.args!r} did not start:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
 class ApiServer:
     """``tuner-service serve`` on a free port; :meth:`restart` keeps the port."""
 
@@ -62,16 +76,7 @@ class ApiServer:
         self.proc = subprocess.Popen(
             [str(BIN / "tuner-service"), "serve", "--port", str(self.port)],
             env=env(self.url, **self.extra), stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("API did not start:\n" + self.log_text())
-            time.sleep(0.2)
+        wait_http(f"{self.base}/healthz", self.proc, self.logs / f"api{self.starts}.log", timeout)
 
     def log_text(self) -> str:
         return (self.logs / f"api{self.starts}.log").read_text()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from ops_support import TrainedStudy
-from processes import BIN, free_port
+from processes import BIN, free_port, wait_http
 from support import TINY_SPACE, tiny_spec
 
 from workers.worker import Worker, WorkerOptions
@@ -31,16 +30,7 @@ def serving(cmd: list[str], port: int, log: Path, env: dict[str, str]) -> Iterat
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/api/meta", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{cmd[0]} did not start:\n{log.read_text()}")
-                time.sleep(0.2)
+            wait_http(f"{base}/api/meta", proc, log)
             yield base
         finally:
             proc.terminate()
