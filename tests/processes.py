@@ -78,9 +78,6 @@ class ApiServer:
             env=env(self.url, **self.extra), stdout=log, stderr=subprocess.STDOUT)
         wait_http(f"{self.base}/healthz", self.proc, self.logs / f"api{self.starts}.log", timeout)
 
-    def log_text(self) -> str:
-        return (self.logs / f"api{self.starts}.log").read_text()
-
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
