@@ -187,13 +187,6 @@ def trial_to_dict(t: FrozenTrial) -> dict[str, Any]:
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
-def trial_counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    counts = {s.name.lower(): 0 for s in TrialState}
-    for t in trials:
-        counts[t.state.name.lower()] += 1
-    return counts
-
-
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The best trial (single objective) or the Pareto front (several); empty when none."""
     try:
