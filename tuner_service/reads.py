@@ -77,7 +77,17 @@ TRIAL_INTERMEDIATE_VALUES = sa.table(
     sa.column("trial_id", sa.Integer),
     sa.column("step", sa.Integer),
     sa.column("intermediate_value", sa.Float),
-    sa.column("intermediate_value_type", sa.String),  # FINITE | INF_POS | INF_NEG | NAN
+    sa.column(
+        "intermediate_value_type",
+        sa.Enum(
+            "FINITE",
+            "INF_POS",
+            "INF_NEG",
+            "NAN",
+            name="trialintermediatevaluetype",
+            create_constraint=False,
+        ),
+    ),
 )
 TRIAL_USER_ATTRS = sa.table(
     "trial_user_attributes",
