@@ -50,7 +50,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from tuner_service.models import LeaseRow, StudyRow
-from tuner_service.reads import (
+from tuner_service.optuna_tables import (
     TRIAL_INTERMEDIATE_VALUES,
     TRIAL_PARAMS,
     TRIAL_USER_ATTRS,
@@ -223,7 +223,7 @@ def api(url: str, log: Path) -> Iterator[str]:
 
 def _pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
 def time_endpoints(base: str, paths: dict[str, str], requests: int, clients: int

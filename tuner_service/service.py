@@ -58,7 +58,10 @@ class Services:
     @cached_property
     def reads(self) -> TrialReads:
         """Page-sized reads of the study's trials (SQLite: on a read-only engine)."""
-        return TrialReads(create_db_engine(self.settings.database_url, read_only=True))
+        return TrialReads(
+            create_db_engine(self.settings.database_url, read_only=True),
+            sum_keys=(ATTR_WALL_TIME, ATTR_DEVICE_SECONDS),
+        )
 
     @cached_property
     def storage(self) -> optuna.storages.RDBStorage:
@@ -175,7 +178,7 @@ class Services:
         """A study with its trial counts, budget use, totals and best trial(s): aggregates
         and indexed lookups, so its cost does not grow with the study."""
         row = self.study_row(study_id)
-        view = self.reads.overview(row.optuna_study_id, (ATTR_WALL_TIME, ATTR_DEVICE_SECONDS))
+        view = self.reads.overview(row.optuna_study_id)
         best = view.best
         counts = self.repo.lease_counts(row.id)
         return {

@@ -70,6 +70,7 @@ def _populate(svc: Services, spec: dict[str, Any], *, n_objectives: int) -> int:
         trial.set_user_attr(ATTR_WALL_TIME, 1.5 * i + 0.25)
         trial.set_user_attr(ATTR_DEVICE_SECONDS, 0.5 * i)
         trial.set_user_attr("history", {"val_accuracy": [0.1, 0.2 + i / 100]})
+        svc.study_detail(row.id)  # the finished prefix of this process grows as trials end
         if outcome == "running":
             continue
         values: Any = None
@@ -85,7 +86,7 @@ def _populate(svc: Services, spec: dict[str, Any], *, n_objectives: int) -> int:
         study.tell(trial, values, state=state)
         if outcome == "retry":  # what the reaper does for a lost trial
             end_lease(svc.repo, c.lease, LeaseState.LOST, reason="lost")
-            requeue_trial(study, study.trials[trial.number], max_retries=3)
+            requeue_trial(study, study.trials[trial.number], max_retries=3, reads=svc.reads)
         else:
             end_lease(svc.repo, c.lease, LeaseState.FINISHED)
     # a warm start stays WAITING (re-queued copies were taken by the next asks)
@@ -167,6 +168,17 @@ def test_reads_equal_full_scan_multi_objective(svc: Services) -> None:
         budget={"n_trials": 40, "max_epochs": 3, "max_parallel": 9},
     )
     _check_everything(svc, _populate(svc, spec, n_objectives=2))
+
+
+def test_cached_prefix_equals_a_fresh_read(svc: Services) -> None:
+    spec = tiny_spec("reads-fresh", budget={"n_trials": 40, "max_epochs": 3, "max_parallel": 9})
+    study_id = _populate(svc, spec, n_objectives=1)
+    cached = svc.study_detail(study_id)
+    fresh = Services(svc.settings)
+    try:
+        assert fresh.study_detail(study_id) == cached
+    finally:
+        fresh.close()
 
 
 def test_empty_study_reads(svc: Services) -> None:
