@@ -88,10 +88,10 @@ class ServiceCollector(Collector):
             "tuner_trial_duration_seconds",
             "Duration of finished trials (complete, pruned, failed), start to end.",
         )
-        bounds = zip(DURATION_BUCKETS, fleet.duration_buckets, strict=True)
-        buckets = [(_le(b), float(n)) for b, n in bounds]
-        buckets.append(("+Inf", float(fleet.duration_count)))
-        h.add_metric([], buckets, sum_value=fleet.duration_sum)
+        hist = fleet.durations
+        buckets = [(_le(b), float(n)) for b, n in zip(hist.bounds, hist.le, strict=True)]
+        buckets.append(("+Inf", float(hist.count)))
+        h.add_metric([], buckets, sum_value=hist.total)
 
         g_workers = GaugeMetricFamily(
             "tuner_workers_alive", "Registered workers that are heartbeating."
