@@ -321,7 +321,6 @@ class Worker:
         repo.end_lease(c.lease.id, LeaseState.FINISHED, reason=reason)
         repo.set_study_status(
             c.study.id,
-            expected=[StudyStatus.QUEUED, StudyStatus.RUNNING, StudyStatus.PAUSED],
             target=StudyStatus.FAILED,
             reason=reason,
         )

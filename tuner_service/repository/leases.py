@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from ..db import db_retry
 from ..errors import LeaseLostError
 from ..models import LeaseRow, StudyRow, WorkerRow
-from ..states import LeaseState, StudyStatus, WorkerStatus
+from ..states import EVALUATIONS, LEASES, STUDIES, LeaseState, StudyStatus, WorkerStatus
 from .base import Lease, LeaseCounts, RepositoryBase, _lease, utcnow
 
 
@@ -57,7 +57,8 @@ class LeasesMixin(RepositoryBase):
                 active_at_claim=counts.active + 1,
             )
             s.add(lease)
-            if study.status == StudyStatus.QUEUED.value:
+            if study.status == StudyStatus.QUEUED.value:  # the first claim
+                STUDIES.check(StudyStatus.QUEUED, StudyStatus.RUNNING)
                 study.status = StudyStatus.RUNNING.value
                 study.started_at = study.started_at or now
             study.updated_at = now
@@ -72,9 +73,7 @@ class LeasesMixin(RepositoryBase):
         now = utcnow()
         with self.session() as s:
             study = self._lock_study(s, study_id)
-            if study is None or study.status not in (
-                StudyStatus.QUEUED.value, StudyStatus.RUNNING.value
-            ):
+            if study is None or not StudyStatus(study.status).hands_out_trials:
                 return None
             counts = self._lease_counts(s, study_id)
             if counts.active:
@@ -87,12 +86,13 @@ class LeasesMixin(RepositoryBase):
             if counts.finished < study.n_trials and not timed_out:
                 return None
             reason = "budget spent" if counts.finished >= study.n_trials else "timeout reached"
+            STUDIES.check(StudyStatus(study.status), StudyStatus.COMPLETED)
             study.status = StudyStatus.COMPLETED.value
             study.status_reason = reason
             study.finished_at = now
             study.updated_at = now
             if study.evaluation_state is None:
-                study.evaluation_state = "pending"
+                study.evaluation_state = EVALUATIONS.initial.value
             return reason
 
     @db_retry()
@@ -119,7 +119,12 @@ class LeasesMixin(RepositoryBase):
 
     @db_retry()
     def end_lease(self, lease_id: int, target: LeaseState, *, reason: str | None = None) -> bool:
-        """Compare-and-set from ACTIVE; False when someone (the reaper) ended it first."""
+        """Compare-and-set from ACTIVE; False when someone (the reaper) ended it first.
+
+        Raises:
+            InvalidTransitionError: an active lease cannot become ``target``.
+        """
+        LEASES.check(LeaseState.ACTIVE, target)
         with self.session() as s:
             res = s.execute(
                 sa.update(LeaseRow)
@@ -132,16 +137,19 @@ class LeasesMixin(RepositoryBase):
     def count_lost_lease_as_finished(self, study_id: int, trial_id: int) -> None:
         """A trial that failed for good uses its piece of the budget: its lost lease becomes a
         finished one, so that the study ends with exactly n_trials finished trials. Its
-        ``updated_at`` stays the time the lease ended (when it was lost)."""
+        ``updated_at`` stays the time the lease ended (when it was lost). The move LOST ->
+        FINISHED is the lease table's (:data:`LEASES`); active leases are not touched."""
+        target = LeaseState.FINISHED
+        expected = [e.value for e in LEASES.sources(target) if e is not LeaseState.ACTIVE]
         with self.session() as s:
             s.execute(
                 sa.update(LeaseRow)
                 .where(
                     LeaseRow.study_id == study_id,
                     LeaseRow.trial_id == trial_id,
-                    LeaseRow.state == LeaseState.LOST.value,
+                    LeaseRow.state.in_(expected),
                 )
-                .values(state=LeaseState.FINISHED.value)
+                .values(state=target.value)
             )
 
     @db_retry()

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ..db import db_retry
 from ..models import LeaseRow, StudyRow, WorkerRow
-from ..states import BUDGET_STATES, StudyStatus
+from ..states import BUDGET_STATES, HANDS_OUT_TRIALS
 from .base import RepositoryBase
 
 #: Optuna's own trials table (``optuna.storages.RDBStorage``), for read-only aggregates; the
@@ -74,7 +74,7 @@ class MetricsMixin(RepositoryBase):
             .scalar_subquery()
         )
         q = sa.select(StudyRow.n_trials, used).where(
-            StudyRow.status.in_([StudyStatus.QUEUED.value, StudyStatus.RUNNING.value])
+            StudyRow.status.in_([x.value for x in HANDS_OUT_TRIALS])
         )
         return sum(max(0, int(n) - int(u or 0)) for n, u in s.execute(q))
 

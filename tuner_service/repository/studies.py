@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from ..db import db_retry
 from ..models import StudyRow
-from ..states import StudyStatus
+from ..states import EVALUATIONS, STUDIES, EvaluationState, StudyStatus
 from .base import RepositoryBase, utcnow
 
 
@@ -85,11 +85,22 @@ class StudiesMixin(RepositoryBase):
         self,
         study_id: int,
         *,
-        expected: Sequence[StudyStatus],
         target: StudyStatus,
+        expected: Sequence[StudyStatus] | None = None,
         reason: str | None = None,
     ) -> bool:
-        """Compare-and-set; returns False when the study was not in an expected status."""
+        """Compare-and-set; returns False when the study was not in an expected status.
+
+        ``expected`` defaults to every status the table (:data:`STUDIES`) lets move to
+        ``target``; a caller that read the current status passes just that one.
+
+        Raises:
+            InvalidTransitionError: an expected status may not move to ``target``.
+        """
+        if expected is None:
+            expected = sorted(STUDIES.sources(target))
+        for e in expected:
+            STUDIES.check(e, target)
         now = utcnow()
         values: dict[str, Any] = {"status": target.value, "updated_at": now}
         if reason is not None:
@@ -112,23 +123,21 @@ class StudiesMixin(RepositoryBase):
         self,
         study_id: int,
         *,
-        expected: Sequence[str | None],
-        state: str,
+        target: EvaluationState,
         evaluation: dict[str, Any] | None = None,
     ) -> bool:
-        """Compare-and-set of the final evaluation's state (one worker evaluates)."""
-        conds = [
-            StudyRow.evaluation_state.is_(None) if e is None else StudyRow.evaluation_state == e
-            for e in expected
-        ]
-        values: dict[str, Any] = {"evaluation_state": state, "updated_at": utcnow()}
+        """Compare-and-set of the final evaluation's state (one worker evaluates), from every
+        state the table (:data:`EVALUATIONS`) lets move to ``target``. False when the
+        evaluation was in none of them (another worker took it)."""
+        expected = [e.value for e in EVALUATIONS.sources(target)]
+        values: dict[str, Any] = {"evaluation_state": target.value, "updated_at": utcnow()}
         if evaluation is not None:
             values["evaluation"] = evaluation
         with self.session() as s:
             res = s.execute(
                 sa.update(StudyRow)
                 .where(StudyRow.id == study_id)
-                .where(sa.or_(*conds))
+                .where(StudyRow.evaluation_state.in_(expected))
                 .values(**values)
             )
             return bool(res.rowcount)  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from ..db import db_retry
 from ..models import LeaseRow, WorkerRow
-from ..states import LeaseState, WorkerStatus
+from ..states import WORKERS, LeaseState, WorkerStatus
 from .base import Lease, RepositoryBase, _lease, utcnow
 
 
@@ -34,7 +34,10 @@ class WorkersMixin(RepositoryBase):
                         info=info,
                     )
                 )
-            else:  # idempotent on retry
+            else:  # idempotent on retry; a worker declared dead registers again
+                current = WorkerStatus(row.status)
+                if current is not WorkerStatus.ALIVE:
+                    WORKERS.check(current, WorkerStatus.ALIVE)
                 row.status = WorkerStatus.ALIVE.value
                 row.last_heartbeat = now
 
@@ -50,12 +53,20 @@ class WorkersMixin(RepositoryBase):
             return bool(res.rowcount)  # type: ignore[attr-defined]
 
     @db_retry()
-    def set_worker_status(self, worker_id: str, status: WorkerStatus) -> None:
+    def set_worker_status(self, worker_id: str, status: WorkerStatus) -> bool:
+        """Compare-and-set from every status the table (:data:`WORKERS`) lets move to
+        ``status``; False when the worker was in none of them."""
+        expected = [e.value for e in WORKERS.sources(status)]
         with self.session() as s:
             values: dict[str, Any] = {"status": status.value}
             if status != WorkerStatus.ALIVE:
                 values["stopped_at"] = utcnow()
-            s.execute(sa.update(WorkerRow).where(WorkerRow.id == worker_id).values(**values))
+            res = s.execute(
+                sa.update(WorkerRow)
+                .where(WorkerRow.id == worker_id, WorkerRow.status.in_(expected))
+                .values(**values)
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
 
     @db_retry()
     def mark_silent_workers_dead(self, cutoff: datetime) -> list[str]:
@@ -68,10 +79,11 @@ class WorkersMixin(RepositoryBase):
                     )
                 )
             )
+            expected = [e.value for e in WORKERS.sources(WorkerStatus.DEAD)]
             if ids:
                 s.execute(
                     sa.update(WorkerRow)
-                    .where(WorkerRow.id.in_(ids), WorkerRow.status == WorkerStatus.ALIVE.value)
+                    .where(WorkerRow.id.in_(ids), WorkerRow.status.in_(expected))
                     .values(status=WorkerStatus.DEAD.value, stopped_at=utcnow())
                 )
             return ids

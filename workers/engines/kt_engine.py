@@ -376,7 +376,6 @@ class KerasTunerEngine:
         log.error("study %s failed: %s", c.study.id, reason)
         self.services.repo.set_study_status(
             c.study.id,
-            expected=[StudyStatus.QUEUED, StudyStatus.RUNNING, StudyStatus.PAUSED],
             target=StudyStatus.FAILED,
             reason=reason,
         )
