@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import optuna
 
+from tuner_service.engines import get_engine
 from tuner_service.optuna_bridge import ATTR_MODEL_ARTIFACT, best_trials
 from tuner_service.service import Services
 from tuner_service.spec import StudySpec
@@ -65,8 +66,9 @@ def _evaluate(services: Services, datasets: DatasetCache, name: str, spec: Study
     if not best:
         return {"skipped": "no trial completed"}
     trial = best[0]
-    if spec.engine.kind == "sklearn_grid":  # like GridSearchCV(refit=False): scores only
-        return {"trial_number": trial.number, "skipped": "grid studies keep no model"}
+    if not get_engine(spec.engine.kind).keeps_model:  # e.g. a grid: scores only
+        skipped = f"{spec.engine.kind} studies keep no model"
+        return {"trial_number": trial.number, "skipped": skipped}
     artifact_id = trial.user_attrs.get(ATTR_MODEL_ARTIFACT)
     if not artifact_id:
         raise LookupError(f"trial {trial.number}'s model was not saved")

@@ -1,22 +1,22 @@
 """The ``sklearn_grid`` engine: each lease is one grid point, cross-validated with scikeras'
-``KerasClassifier`` the way ``GridSearchCV(estimator, param_grid, cv=..., scoring=...)`` does it.
+``KerasClassifier`` the way ``GridSearchCV(estimator, param_grid, cv=..., scoring=...)`` does
+it.
 
 The points were queued as WAITING Optuna trials when the study was created
-(:mod:`tuner_service.grid`); ``study.ask()`` hands each to exactly one worker, and a point whose
-worker was lost is re-queued by the reaper like any Optuna trial. For each point, every fold is
-fitted on a fresh clone of the estimator and scored with the study's scorer, on the splits of
-``check_cv(cv, y, classifier=True)`` -- what ``GridSearchCV`` uses -- over the training and
-validation parts of the dataset together (the test part stays for the final evaluation). The
-Optuna trial's value is the mean test score; each fold's score is an intermediate value (step =
-fold) and the fold scores and times are user attributes.
+(:mod:`tuner_service.engines.sklearn_grid`); ``study.ask()`` hands each to exactly one worker,
+and a point whose worker was lost is re-queued by the reaper like any Optuna trial. For each
+point, every fold is fitted on a fresh clone of the estimator and scored with the study's
+scorer, on the splits of ``check_cv(cv, y, classifier=True)`` -- what ``GridSearchCV`` uses --
+over the training and validation parts of the dataset together (the test part stays for the
+final evaluation). The Optuna trial's value is the mean test score; each fold's score is an
+intermediate value (step = fold) and the fold scores and times are user attributes.
 
 The estimator: ``KerasClassifier(model=scikeras_model, random_state=study seed, epochs=
 budget.max_epochs, verbose=0, **params)`` with the vocabulary under scikeras names
 (:mod:`search_spaces.scikeras`): the model comes from the service's builder
 (:func:`workers.model_builder.build_model`) and is compiled with the optimizer scikeras makes
 from ``optimizer`` / ``optimizer__*`` (as in the seed notebook). With the same seed, a direct
-``GridSearchCV`` over :func:`make_estimator` gives the same scores (tests/workers/test_grid.py).
-"""
+``GridSearchCV`` over :func:`make_estimator` gives the same scores (tests/workers/test_grid.py)."""
 
 from __future__ import annotations
 
@@ -31,11 +31,17 @@ import optuna
 
 from search_spaces.scikeras import to_scikeras_params
 from search_spaces.vocabulary import with_defaults
-from tuner_service.grid import ATTR_FIT_TIMES, ATTR_FOLD_SCORES, ATTR_SCORE_TIMES, grid_names
+from tuner_service.engines.sklearn_grid import (
+    ATTR_FIT_TIMES,
+    ATTR_FOLD_SCORES,
+    ATTR_SCORE_TIMES,
+    SklearnGridEngineSpec,
+    grid_names,
+)
 from tuner_service.optuna_bridge import ATTR_PARAMS_FULL, ATTR_SEED, ATTR_WORKER
 from tuner_service.queue import Claim, end_lease
 from tuner_service.service import Services
-from tuner_service.spec import SklearnGridEngineSpec, StudySpec
+from tuner_service.spec import StudySpec
 from tuner_service.states import LeaseState, StudyStatus
 
 from ..model_builder import build_model

@@ -41,10 +41,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search_spaces import SearchSpace
+from tuner_service.engines.keras_tuner import KerasTunerEngineSpec
 from tuner_service.optuna_bridge import ATTR_FAIL_REASON, ATTR_WORKER, SYS_RETRY_HISTORY
 from tuner_service.queue import Claim, maybe_complete
 from tuner_service.service import Services
-from tuner_service.spec import KerasTunerEngineSpec, StudySpec
+from tuner_service.spec import StudySpec
 from tuner_service.states import StudyStatus
 
 from ..kt_space import params_from_keras_tuner, to_keras_tuner

@@ -12,18 +12,17 @@ import optuna
 from optuna.trial import TrialState
 
 from search_spaces import SearchSpace
+from tuner_service.engines.optuna import OptunaEngineSpec, build_pruner, build_sampler
 from tuner_service.optuna_bridge import (
     ATTR_FAIL_REASON,
     ATTR_MODEL_ARTIFACT,
     ATTR_WORKER,
-    build_pruner,
-    build_sampler,
     requeue_trial,
 )
 from tuner_service.queue import Claim
 from tuner_service.retrying import with_retry
 from tuner_service.service import Services
-from tuner_service.spec import OptunaEngineSpec, StudySpec
+from tuner_service.spec import StudySpec
 
 from .base import EngineFatalError
 
