@@ -16,8 +16,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search_spaces.dimensions import FixedDimension
 from search_spaces.scikeras import scikeras_name
-from search_spaces.space import FixedDimension
 
 from .spec import SklearnGridEngineSpec, StudySpec
 
