@@ -4,18 +4,15 @@ spec comes back once, with its path."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support import make_settings, tiny_spec
+from support import tiny_spec
 
 import tuner_service.spec as spec_module
 from search_spaces import VOCABULARY, parse_space
-from tuner_service.api.app import create_app
 from tuner_service.errors import SpecError
-from tuner_service.migrate import upgrade
 from tuner_service.spec import StudySpec, parse_study_spec
 
 SPACE = {
@@ -23,14 +20,6 @@ SPACE = {
     "momentum": {"type": "float", "low": 0.0, "high": 0.9, "when": {"optimizer": ["sgd"]}},
     "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
 }
-
-
-@pytest.fixture
-def client(sqlite_url: str) -> Iterator[TestClient]:
-    upgrade(sqlite_url)
-    app = create_app(make_settings(sqlite_url), run_reaper=False)
-    with TestClient(app) as c:
-        yield c
 
 
 @pytest.fixture
