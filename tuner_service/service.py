@@ -83,8 +83,9 @@ class Services:
         return optuna.load_study(study_name=row.name, storage=self.storage)
 
     # --- studies --------------------------------------------------------------------------
-    def create_study(self, raw: Mapping[str, Any]) -> StudyRow:
-        """Validate and queue a study.
+    def create_study(self, raw: Mapping[str, Any] | StudySpec) -> StudyRow:
+        """Validate and queue a study (a StudySpec, e.g. the API's parsed request body, is not
+        validated again: only the checks that need the whole spec run).
 
         Raises:
             SpecError: the spec is invalid (every problem listed).

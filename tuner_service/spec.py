@@ -1,16 +1,28 @@
 """The study spec: what a user posts to ``POST /studies`` (or ``tuner-service submit``).
 
 Pydantic models at the edge. The search space itself is validated by :mod:`search_spaces`, which
-lists every problem with its JSON path; :func:`parse_study_spec` merges those problems with
-pydantic's own so that one request reports everything that is wrong.
+lists every problem with its JSON path; :class:`StudySpec` parses it in the same validation pass
+as its other fields (its problems join pydantic's, so that one request reports everything that is
+wrong) and keeps the parsed space (:meth:`StudySpec.space`). FastAPI's request body and
+:func:`parse_study_spec` are the same validation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 from search_spaces import SearchSpace, SearchSpaceError, parse_space, search_space_json_schema
 
@@ -20,6 +32,7 @@ from .engines import (
     get_engine,
 )
 from .errors import Problem, SpecError
+from .pydantic_problems import problems_of, with_problems
 
 BUNDLED_DATASETS = ("digits", "breast_cancer", "iris", "wine")
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
@@ -119,6 +132,11 @@ class BudgetSpec(_Strict):
     )
 
 
+#: The search-space language's JSON Schema, as the spec's ``search_space`` field shows it (in
+#: the OpenAPI document too; a sub-schema, so without its own ``$schema``).
+_SEARCH_SPACE_SCHEMA = {k: v for k, v in search_space_json_schema().items() if k != "$schema"}
+
+
 class StudySpec(_Strict):
     name: str = Field(
         min_length=1,
@@ -136,12 +154,43 @@ class StudySpec(_Strict):
         "(default optuna).",
     )
     budget: BudgetSpec = Field(default_factory=lambda: BudgetSpec())
-    search_space: dict[str, Any] = Field(
-        default_factory=dict,
-        json_schema_extra={"$comment": "See the SearchSpace schema in docs/search-space.md."},
+    search_space: Annotated[dict[str, Any], WithJsonSchema(_SEARCH_SPACE_SCHEMA)] = Field(
+        default_factory=dict
     )
     seed: int | None = Field(None, ge=0, description="Seed of the sampler and of model weights.")
     description: str | None = Field(None, max_length=10_000)
+    _space: SearchSpace = PrivateAttr(default_factory=SearchSpace)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _parse_search_space(
+        cls, data: Any, handler: ModelWrapValidatorHandler[StudySpec]
+    ) -> StudySpec:
+        """Parse the search space once, in the same pass as the other fields: its problems
+        (each with its path under ``search_space``) join pydantic's, and the parsed space stays
+        on the spec. An existing StudySpec passes as it is."""
+        raw = data.get("search_space", {}) if isinstance(data, Mapping) else None
+        space: SearchSpace | None = None
+        problems: list[Problem] = []
+        if isinstance(raw, Mapping):  # anything else is pydantic's to report
+            try:
+                space = parse_space(raw)
+            except SearchSpaceError as exc:
+                problems = exc.problems
+        errors: list[ErrorDetails] = []
+        try:
+            spec = handler(data)
+        except ValidationError as exc:
+            if not problems:
+                raise
+            errors = exc.errors()
+        if problems:
+            raise with_problems(
+                cls.__name__, errors, problems, prefix=("search_space",), data=raw
+            ) from None
+        if space is not None:
+            spec._space = space
+        return spec
 
     @model_validator(mode="after")
     def _check_objectives(self) -> StudySpec:
@@ -166,16 +215,14 @@ class StudySpec(_Strict):
         return len(self.objectives) > 1
 
     def space(self) -> SearchSpace:
-        """The parsed search space (already validated by :func:`parse_study_spec`)."""
-        return parse_space(self.search_space)
+        """The search space, parsed when the spec was validated."""
+        return self._space
 
 
-def _loc(parts: tuple[int | str, ...]) -> tuple[str | int, ...]:
-    return tuple(parts)
-
-
-def parse_study_spec(raw: Mapping[str, Any]) -> StudySpec:
-    """Validate a raw spec; every problem (pydantic's and the search space's) in one error.
+def parse_study_spec(raw: Mapping[str, Any] | StudySpec) -> StudySpec:
+    """Validate a spec (pydantic's fields and the search space in one pass), then the checks
+    that need the whole valid spec (the engine's); every problem in one error. A StudySpec
+    (FastAPI's request body) is not validated again: only the engine's checks run.
 
     Raises:
         SpecError: listing each problem with its JSON path.
@@ -185,25 +232,10 @@ def parse_study_spec(raw: Mapping[str, Any]) -> StudySpec:
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            problems.append(Problem(_loc(tuple(err["loc"])), err["msg"], err["type"]))
-    space_raw = raw.get("search_space", {}) if isinstance(raw, Mapping) else {}
-    if isinstance(space_raw, Mapping):
-        try:
-            parse_space(space_raw)
-        except SearchSpaceError as exc:
-            for p in exc.problems:
-                problems.append(Problem(("search_space", *p.path), p.message, p.code))
+        problems = problems_of(exc)
     if spec is not None and not problems:
         problems.extend(get_engine(spec.engine.kind).problems(spec))
     if problems:
         raise SpecError(problems)
     assert spec is not None
     return spec
-
-
-def study_spec_json_schema() -> dict[str, Any]:
-    """JSON Schema of the spec, with the search space's own schema in place."""
-    schema = StudySpec.model_json_schema()
-    schema["properties"]["search_space"] = search_space_json_schema()
-    return schema

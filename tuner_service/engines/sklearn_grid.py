@@ -17,8 +17,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import Field
 
+from search_spaces.dimensions import FixedDimension
 from search_spaces.scikeras import scikeras_name
-from search_spaces.space import FixedDimension
 
 from ..errors import Problem
 from .base import EngineOptions, EnginePlugin, grid_problems
