@@ -19,6 +19,7 @@ from rich.table import Table
 from .errors import SpecError, TunerError
 from .logging_setup import setup_logging
 from .settings import Settings, load_settings
+from .spec_file import read_spec_file
 
 app = typer.Typer(add_completion=False, help="Keras CNN hyperparameter tuning service.")
 console = Console(stderr=True)
@@ -81,16 +82,11 @@ def serve(
 
 
 def _read_spec(path: Path) -> dict[str, Any]:
-    text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
-    if not isinstance(data, dict):
-        _fail(f"{path}: a study spec is an object")
-    return data
+    try:
+        return read_spec_file(path)
+    except ValueError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
 
 
 @app.command()

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from ..metrics import build_registry
 from ..reaper import Reaper, ReaperThread
@@ -41,7 +42,9 @@ def create_app(settings: Settings | None = None, *, run_reaper: bool = True) -> 
                 thread.stop()
             services.close()
 
-    app = FastAPI(
+    # /docs and /redoc from the Swagger UI and ReDoc files installed with fastapi-offline (no
+    # CDN: the pages work on an air-gapped cluster).
+    app = FastAPIOffline(
         title="Keras CNN tuning service",
         version="0.1.0",
         description="Queue hyperparameter studies of Keras CNNs; workers train the trials.",
