@@ -266,6 +266,28 @@ def export(
 
 
 @app.command()
+def report(
+    study_id: int,
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
+    database_url: str | None = DbOpt,
+) -> None:
+    """Write the study's report: one self-contained HTML file (charts inlined, no CDN), as
+    GET /studies/ID/report serves it."""
+    from .report import build_report
+
+    services = _services(database_url)
+    try:
+        page = build_report(services, study_id)
+    except TunerError as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
+    out.write_text(page, encoding="utf-8")
+    console.print(f"wrote {out} ({len(page.encode())} bytes)")
+    print(out)
+
+
+@app.command()
 def retrain(
     study_id: int,
     epochs: int | None = typer.Option(
