@@ -1,10 +1,12 @@
 """Headless Chromium for the browser tests: Debian's ``chromium`` and ``chromium-driver``
-(installed by ``.ci/run``), driven by Selenium, with every request that leaves the host
-refused. Tests skip when Chromium is missing, except under CI=true, where they fail.
+(installed by ``.ci/run``), driven by Selenium, with every request that would leave the host
+refused, and the pages' requests recorded (:func:`page_requests`).
+Tests skip when Chromium is missing, except under CI=true, where they fail.
 Screenshots go to ``test-artifacts/`` at the repository root (or ``$TUNER_TEST_ARTIFACTS``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -33,7 +35,7 @@ FLAGS = (
     "--disable-dev-shm-usage",
     "--window-size=1400,1000",
     # No request leaves the host: every name but the loopback fails to resolve, and anything
-    # else is sent to a proxy that is not there (the loopback is never proxied).
+    # else goes to a proxy that is not there (the loopback is never proxied).
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
     "--proxy-server=http://127.0.0.1:9",
 )
@@ -52,7 +54,7 @@ def require_chromium() -> None:
 @contextmanager
 def chromium() -> Iterator[Any]:
     """A headless Chromium (Selenium WebDriver) with a fresh profile, offline but for the
-    loopback."""
+    loopback, recording the pages' network requests (see :func:`page_requests`)."""
     require_chromium()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -60,6 +62,7 @@ def chromium() -> Iterator[Any]:
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
@@ -91,10 +94,21 @@ def wait_for(driver: Any, what: str, predicate: Callable[[Any], Any], timeout: f
         time.sleep(0.25)
 
 
-def resource_urls(driver: Any) -> list[str]:
-    """Every URL the page requested (the document, scripts, styles, fetches)."""
-    urls = driver.execute_script(
-        "return [location.href].concat("
-        "performance.getEntriesByType('resource').map(e => e.name))"
-    )
-    return [str(u) for u in urls]
+def page_requests(driver: Any) -> list[str]:
+    """Network URLs the pages asked the network for since the last call (from the DevTools
+    log; the browser's own background traffic is not in it). A request that the page's
+    Content-Security-Policy blocked was never sent and is left out; a request that failed
+    because the network is blocked was sent, and is in."""
+    sent: dict[str, str] = {}
+    blocked: set[str] = set()
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        if message["method"] == "Network.requestWillBeSent":
+            sent[params["requestId"]] = params["request"]["url"]
+        elif message["method"] == "Network.loadingFailed" and params.get("blockedReason"):
+            blocked.add(params["requestId"])
+    return [
+        url for rid, url in sent.items()
+        if rid not in blocked and url.split(":", 1)[0] in ("http", "https", "ws", "wss")
+    ]

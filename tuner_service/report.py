@@ -36,6 +36,9 @@ SECTIONS = (
     "best-trial",
 )
 
+#: Charts link to nothing outside the file (no plotly logo, no "edit in Chart Studio").
+_PLOT_CONFIG = {"displaylogo": False, "showLink": False, "showSendToCloud": False}
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
@@ -74,7 +77,7 @@ def build_report(services: Services, study_id: int) -> str:
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{_e(title)}</title><style>{_STYLE}</style>"
+        f"<title>{_e(title)}</title><link rel=\"icon\" href=\"data:,\"><style>{_STYLE}</style>"
         f"<script>{plotly.offline.get_plotlyjs()}</script></head><body>"
         f"<h1>{_e(title)}</h1><p class=\"note\">Report written {made}.</p>"
         + "".join(sections)
@@ -131,7 +134,7 @@ def _figure(make: Callable[[optuna.Study], Any], study: optuna.Study) -> str:
         return _note(f"Not drawn: {exc}")
     if not fig.data:
         return _note("Nothing to draw (no such values were recorded).")
-    return str(fig.to_html(full_html=False, include_plotlyjs=False))
+    return str(fig.to_html(full_html=False, include_plotlyjs=False, config=_PLOT_CONFIG))
 
 
 def _history_figure(study: optuna.Study) -> Any:
@@ -215,5 +218,9 @@ def _confusion_figure(pc: dict[str, Any]) -> str:
         xaxis_title="predicted class", yaxis_title="true class", yaxis_autorange="reversed",
         width=520, height=480,
     )
-    html_fig = str(fig.to_html(full_html=False, include_plotlyjs=False, div_id="confusion"))
+    html_fig = str(
+        fig.to_html(
+            full_html=False, include_plotlyjs=False, div_id="confusion", config=_PLOT_CONFIG
+        )
+    )
     return "<h3>Confusion matrix</h3>" + html_fig

@@ -6,51 +6,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import optuna
 import pytest
 from fastapi.testclient import TestClient
-from support import make_settings, tiny_spec
+from support import finished_study, make_settings, tiny_spec
 from typer.testing import CliRunner
 
 from tuner_service.api.app import create_app
 from tuner_service.cli import app as cli_app
-from tuner_service.optuna_bridge import STUDY_ATTR_TEST_CLASSES
 from tuner_service.report import SECTIONS, build_report
 from tuner_service.service import Services
-
-PER_CLASS = {
-    "trial_number": 3,
-    "labels": [0, 1, 2],
-    "precision": [1.0, 0.5, 0.75],
-    "recall": [0.9, 0.6, 0.7],
-    "f1": [0.947, 0.545, 0.724],
-    "support": [10, 10, 10],
-    "confusion_matrix": [[9, 1, 0], [2, 6, 2], [0, 3, 7]],
-}
-
-
-def _finished_study(services: Services, name: str, *, per_class: bool = True) -> int:
-    """A study with 6 completed trials, each with 3 intermediate values, as a worker leaves it."""
-    row = services.create_study(tiny_spec(name, budget={"n_trials": 6, "max_epochs": 3}))
-    study = services.optuna_study(row)
-    dists = {
-        "learning_rate": optuna.distributions.FloatDistribution(1e-3, 3e-2, log=True),
-        "filters": optuna.distributions.CategoricalDistribution([4, 8]),
-    }
-    for i in range(6):
-        lr = 1e-3 * (i + 1)
-        acc = 0.5 + 0.05 * i
-        study.add_trial(
-            optuna.trial.create_trial(
-                params={"learning_rate": lr, "filters": [4, 8][i % 2]},
-                distributions=dists,
-                value=acc,
-                intermediate_values={0: acc - 0.2, 1: acc - 0.1, 2: acc},
-            )
-        )
-    if per_class:
-        study.set_user_attr(STUDY_ATTR_TEST_CLASSES, PER_CLASS)
-    return row.id
 
 
 def _assert_self_contained(page: str) -> None:
@@ -61,7 +25,7 @@ def _assert_self_contained(page: str) -> None:
 
 
 def test_report_has_every_section_and_the_confusion_matrix(services: Services) -> None:
-    sid = _finished_study(services, "report-full")
+    sid = finished_study(services, "report-full")
     page = build_report(services, sid)
     _assert_self_contained(page)
     for anchor in SECTIONS:
@@ -86,7 +50,7 @@ def test_report_of_a_study_without_trials_says_so(services: Services) -> None:
 def test_api_serves_the_report_and_404s_an_unknown_study(
     services: Services, sqlite_url: str
 ) -> None:
-    sid = _finished_study(services, "report-api", per_class=False)
+    sid = finished_study(services, "report-api", per_class=False)
     with TestClient(create_app(make_settings(sqlite_url), run_reaper=False)) as client:
         r = client.get(f"/studies/{sid}/report")
         assert r.status_code == 200
@@ -97,7 +61,7 @@ def test_api_serves_the_report_and_404s_an_unknown_study(
 
 
 def test_cli_writes_the_report_file(services: Services, sqlite_url: str, tmp_path: Path) -> None:
-    sid = _finished_study(services, "report-cli")
+    sid = finished_study(services, "report-cli")
     out = tmp_path / "report.html"
     result = CliRunner().invoke(
         cli_app, ["report", str(sid), "--out", str(out), "--database-url", sqlite_url]
@@ -112,7 +76,7 @@ def test_cli_writes_the_report_file(services: Services, sqlite_url: str, tmp_pat
 def test_importances_use_fanova_or_ped_anova(
     services: Services, monkeypatch: pytest.MonkeyPatch, with_sklearn: bool
 ) -> None:
-    sid = _finished_study(services, f"report-imp-{with_sklearn}")
+    sid = finished_study(services, f"report-imp-{with_sklearn}")
     if not with_sklearn:
         monkeypatch.setitem(__import__("sys").modules, "sklearn", None)  # import fails
     page = build_report(services, sid)

@@ -15,6 +15,7 @@ from ..reaper import Reaper, ReaperThread
 from ..service import Services
 from ..settings import Settings, load_settings
 from . import errors, routes_metrics, routes_ops, routes_studies
+from .docs import restrict_docs_to_own_origin
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *, run_reaper: bool = True) -> 
     app.state.services = services
     app.state.metrics_registry = build_registry(services.repo)
     errors.install(app)
+    restrict_docs_to_own_origin(app)
     app.include_router(routes_studies.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_metrics.router)
