@@ -37,7 +37,7 @@ SECTIONS = (
 )
 
 #: Charts link to nothing outside the file (no plotly logo, no "edit in Chart Studio").
-_PLOT_CONFIG = {"displaylogo": False, "showLink": False, "showSendToCloud": False}
+_PLOT_CONFIG = {"displaylogo": False, "showSendToCloud": False}
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
