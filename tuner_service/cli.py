@@ -47,11 +47,27 @@ def _fail(msg: str) -> None:
 
 
 @app.command()
-def migrate(database_url: str | None = DbOpt) -> None:
+def migrate(
+    database_url: str | None = DbOpt,
+    check: bool = typer.Option(
+        False, "--check", help="Change nothing: exit 0 when the schema is current, else 1."
+    ),
+    wait: float = typer.Option(
+        0.0, min=0.0, help="With --check: keep checking this many seconds (an init container "
+        "waiting for the migration job)."
+    ),
+) -> None:
     """Create or upgrade the service tables (ours by Alembic, Optuna's by Optuna)."""
     from .migrate import upgrade
 
     settings = _settings(database_url)
+    if check:
+        from .migrate import wait_until_current
+
+        if not wait_until_current(settings.database_url, wait):
+            _fail(f"the database schema is not current after {wait:.0f}s (run: migrate)")
+        console.print("database schema is current")
+        return
     rev = upgrade(settings.database_url)
     console.print(f"database at revision {rev}")
 
