@@ -1,7 +1,7 @@
 """The SQL that sizes the worker fleet, written once.
 
 ``TRIALS_WAITING_TO_BE_CLAIMED`` feeds the ``tuner_trials_waiting_to_be_claimed`` metric
-(:meth:`Repository.metrics_snapshot`) and, as the same text, the KEDA ``postgresql`` trigger
+(``Repository.metrics_snapshot``) and, as the same text, the KEDA ``postgresql`` trigger
 that scales the Kubernetes worker Deployment (``deploy/kubernetes/base/worker-scaledobject.yaml``;
 a test checks that the manifest holds exactly these queries). Plain SQL that SQLite,
 PostgreSQL and MySQL/MariaDB all run; one row, one number.
@@ -9,14 +9,14 @@ PostgreSQL and MySQL/MariaDB all run; one row, one number.
 
 from __future__ import annotations
 
-from .states import BUDGET_STATES, LeaseState, StudyStatus
+from .states import BUDGET_STATES, HANDS_OUT_TRIALS, LeaseState
 
 
 def _quoted(values: list[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-_HANDS_OUT = _quoted([StudyStatus.QUEUED.value, StudyStatus.RUNNING.value])
+_HANDS_OUT = _quoted([s.value for s in HANDS_OUT_TRIALS])
 _COUNTED = _quoted([s.value for s in BUDGET_STATES])
 
 #: Budget left in the studies that hand out trials (queued, running): ``n_trials`` less their
