@@ -9,11 +9,14 @@ from pathlib import Path
 
 import keras
 
+from tuner_service.engines import get_engine
 from tuner_service.models import StudyRow
-from tuner_service.optuna_bridge import ATTR_MODEL_ARTIFACT
+from tuner_service.optuna_bridge import ATTR_MODEL_ARTIFACT, STUDY_ATTR_TEST_CLASSES
 from tuner_service.service import Services
 from tuner_service.spec import StudySpec
+from tuner_service.states import EvaluationState
 
+from .class_metrics import per_class_summary, predicted_labels
 from .datasets import DatasetCache
 from .runtime import clear_session
 
@@ -36,18 +39,17 @@ def evaluate_pending(services: Services, datasets: DatasetCache) -> int:
     repo = services.repo
     n = 0
     for row in services.reads.pending_evaluations():
-        if not repo.set_evaluation(row.id, expected=["pending"], state="running"):
+        if not repo.set_evaluation(row.id, target=EvaluationState.RUNNING):
             continue  # another worker took it
         try:
             evaluation = _evaluate(services, datasets, row, StudySpec.model_validate(row.spec))
-            repo.set_evaluation(row.id, expected=["running"], state="done", evaluation=evaluation)
+            repo.set_evaluation(row.id, target=EvaluationState.DONE, evaluation=evaluation)
             log.info("study %s: best trial evaluated on the test split: %s", row.id, evaluation)
         except Exception as exc:  # the evaluation fails, the worker goes on
             log.exception("study %s: final evaluation failed", row.id)
             repo.set_evaluation(
                 row.id,
-                expected=["running"],
-                state="failed",
+                target=EvaluationState.FAILED,
                 evaluation={"error": f"{type(exc).__name__}: {exc}"},
             )
         finally:
@@ -63,8 +65,9 @@ def _evaluate(services: Services, datasets: DatasetCache, row: StudyRow, spec: S
     if not best:
         return {"skipped": "no trial completed"}
     trial = best[0]
-    if spec.engine.kind == "sklearn_grid":  # like GridSearchCV(refit=False): scores only
-        return {"trial_number": trial.number, "skipped": "grid studies keep no model"}
+    if not get_engine(spec.engine.kind).keeps_model:  # e.g. a grid: scores only
+        skipped = f"{spec.engine.kind} studies keep no model"
+        return {"trial_number": trial.number, "skipped": skipped}
     artifact_id = trial.user_attrs.get(ATTR_MODEL_ARTIFACT)
     if not artifact_id:
         raise LookupError(f"trial {trial.number}'s model was not saved")
@@ -73,6 +76,11 @@ def _evaluate(services: Services, datasets: DatasetCache, row: StudyRow, spec: S
         return {"trial_number": trial.number, "skipped": "the dataset has no test split"}
     model = load_trial_model(services, artifact_id)
     metrics = model.evaluate(dataset.x_test, dataset.y_test, verbose=0, return_dict=True)
+    predicted = predicted_labels(model.predict(dataset.x_test, verbose=0))
+    per_class = per_class_summary(dataset.y_test, predicted, dataset.n_classes)
+    services.storage.set_study_user_attr(
+        row.optuna_study_id, STUDY_ATTR_TEST_CLASSES, {"trial_number": trial.number, **per_class}
+    )
     return {
         "trial_number": trial.number,
         "test_metrics": {f"test_{k}": float(v) for k, v in metrics.items()},

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..report import build_report
 from ..spec import StudySpec
 from .deps import ServicesDep, require_read, require_write
 from .schemas import (
@@ -44,7 +46,7 @@ ON_STUDY_WRITE = error_responses(401, 404, 409)
 )
 async def create_study(spec: StudySpec, services: ServicesDep) -> Any:
     """Queue a study. 422 lists every problem of the spec with its path; 409 on a duplicate name."""
-    row = await run_in_threadpool(services.create_study, spec.model_dump(mode="json"))
+    row = await run_in_threadpool(services.create_study, spec)
     return services.study_summary(row)
 
 
@@ -124,6 +126,18 @@ async def best_model(study_id: StudyId, services: ServicesDep) -> Response:
         media_type="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+@router.get(
+    "/{study_id}/report",
+    dependencies=Read,
+    responses={200: {"content": {"text/html": {}}}, **ON_STUDY_READ},
+    response_class=HTMLResponse,
+)
+async def report(study_id: StudyId, services: ServicesDep) -> HTMLResponse:
+    """The study's report: one self-contained HTML page (summary, optimisation history,
+    learning curves, importances, parallel coordinates, best trial and confusion matrix)."""
+    return HTMLResponse(await run_in_threadpool(build_report, services, study_id))
 
 
 @router.post(
