@@ -123,7 +123,7 @@ def frozen_trials(conn: Connection, trial_ids: Sequence[int]) -> list[FrozenTria
     v = TRIAL_VALUES.c
     for tid, objective, value, vtype in conn.execute(
         sa.select(v.trial_id, v.objective, v.value, v.value_type).where(v.trial_id.in_(ids))
-    ):
+    ).all():
         values[tid][objective] = stored_value(value, vtype)
     params: dict[int, dict[str, Any]] = {i: {} for i in ids}
     dists: dict[int, dict[str, Any]] = {i: {} for i in ids}
@@ -132,7 +132,7 @@ def frozen_trials(conn: Connection, trial_ids: Sequence[int]) -> list[FrozenTria
         sa.select(p.trial_id, p.param_name, p.param_value, p.distribution_json)
         .where(p.trial_id.in_(ids))
         .order_by(p.param_id)
-    ):
+    ).all():
         dist = _distribution(dist_json)
         dists[tid][name] = dist
         params[tid][name] = dist.to_external_repr(value)
@@ -142,7 +142,7 @@ def frozen_trials(conn: Connection, trial_ids: Sequence[int]) -> list[FrozenTria
         sa.select(iv.trial_id, iv.step, iv.intermediate_value, iv.intermediate_value_type).where(
             iv.trial_id.in_(ids)
         )
-    ):
+    ).all():
         inter[tid][step] = stored_value(value, vtype)
     user = _attrs(conn, TRIAL_USER_ATTRS, ids)
     system = _attrs(conn, TRIAL_SYSTEM_ATTRS, ids)
@@ -177,6 +177,6 @@ def _attrs(conn: Connection, table: sa.TableClause, ids: list[int]) -> dict[int,
     c = table.c
     for tid, key, raw in conn.execute(
         sa.select(c.trial_id, c.key, c.value_json).where(c.trial_id.in_(ids))
-    ):
+    ).all():  # fetchall: one call for the page's rows
         out[tid][key] = json.loads(raw)
     return out
