@@ -108,75 +108,108 @@ def local_time(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
 
 
+#: A trial's own row, as :func:`trials_from_rows` takes it.
+TRIAL_ROWS = sa.select(
+    TRIALS.c.trial_id,
+    TRIALS.c.number,
+    TRIALS.c.state,
+    TRIALS.c.datetime_start,
+    TRIALS.c.datetime_complete,
+)
+
+
 def frozen_trials(conn: Connection, trial_ids: Sequence[int]) -> list[FrozenTrial]:
-    """Whole trials for ``trial_ids`` (five indexed ``IN`` queries), ordered by number."""
+    """Whole trials for ``trial_ids``, ordered by number (two queries)."""
     if not trial_ids:
         return []
-    ids = list(trial_ids)
-    t = TRIALS.c
-    rows = conn.execute(
-        sa.select(
-            t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete
-        ).where(t.trial_id.in_(ids))
-    ).all()
+    rows = conn.execute(TRIAL_ROWS.where(TRIALS.c.trial_id.in_(list(trial_ids)))).all()
+    return trials_from_rows(conn, rows)
+
+
+def trials_from_rows(conn: Connection, rows: Sequence[Any]) -> list[FrozenTrial]:
+    """Whole trials for :data:`TRIAL_ROWS` rows, ordered by number: their parameters,
+    values, intermediate values and attributes come in one ``UNION ALL`` query (one round
+    trip, whatever the page size)."""
+    if not rows:
+        return []
+    ids = [int(r[0]) for r in rows]
     values: dict[int, dict[int, float]] = {i: {} for i in ids}
-    v = TRIAL_VALUES.c
-    for tid, objective, value, vtype in conn.execute(
-        sa.select(v.trial_id, v.objective, v.value, v.value_type).where(v.trial_id.in_(ids))
-    ).all():
-        values[tid][objective] = stored_value(value, vtype)
-    params: dict[int, dict[str, Any]] = {i: {} for i in ids}
-    dists: dict[int, dict[str, Any]] = {i: {} for i in ids}
-    p = TRIAL_PARAMS.c
-    for tid, name, value, dist_json in conn.execute(
-        sa.select(p.trial_id, p.param_name, p.param_value, p.distribution_json)
-        .where(p.trial_id.in_(ids))
-        .order_by(p.param_id)
-    ).all():
-        dist = _distribution(dist_json)
-        dists[tid][name] = dist
-        params[tid][name] = dist.to_external_repr(value)
     inter: dict[int, dict[int, float]] = {i: {} for i in ids}
-    iv = TRIAL_INTERMEDIATE_VALUES.c
-    for tid, step, value, vtype in conn.execute(
-        sa.select(iv.trial_id, iv.step, iv.intermediate_value, iv.intermediate_value_type).where(
-            iv.trial_id.in_(ids)
+    params: dict[int, list[tuple[int, str, float, str]]] = {i: [] for i in ids}
+    user: dict[int, dict[str, Any]] = {i: {} for i in ids}
+    system: dict[int, dict[str, Any]] = {i: {} for i in ids}
+    for kind, tid, key, order, num, text in conn.execute(_children(ids)).all():
+        if kind == "p":
+            params[tid].append((order, key, num, text))
+        elif kind == "v":
+            values[tid][order] = stored_value(num, text)
+        elif kind == "i":
+            inter[tid][order] = stored_value(num, text)
+        else:
+            (user if kind == "u" else system)[tid][key] = json.loads(text)
+    out = []
+    for tid, number, state, start, complete in rows:
+        dists = {name: _distribution(d) for _, name, _, d in sorted(params[tid])}
+        out.append(
+            FrozenTrial(
+                number=int(number),
+                state=state_of(state),
+                value=None,
+                values=[values[tid][k] for k in sorted(values[tid])] if values[tid] else None,
+                datetime_start=local_time(start),
+                datetime_complete=local_time(complete),
+                params={
+                    name: dists[name].to_external_repr(v) for _, name, v, _ in params[tid]
+                },
+                distributions=dists,
+                user_attrs=user[tid],
+                system_attrs=system[tid],
+                intermediate_values=inter[tid],
+                trial_id=int(tid),
+            )
         )
-    ).all():
-        inter[tid][step] = stored_value(value, vtype)
-    user = _attrs(conn, TRIAL_USER_ATTRS, ids)
-    system = _attrs(conn, TRIAL_SYSTEM_ATTRS, ids)
-    out = [
-        FrozenTrial(
-            number=int(number),
-            state=state_of(state),
-            value=None,
-            values=[values[tid][k] for k in sorted(values[tid])] if values[tid] else None,
-            datetime_start=local_time(start),
-            datetime_complete=local_time(complete),
-            params=params[tid],
-            distributions=dists[tid],
-            user_attrs=user[tid],
-            system_attrs=system[tid],
-            intermediate_values=inter[tid],
-            trial_id=int(tid),
-        )
-        for tid, number, state, start, complete in rows
-    ]
     return sorted(out, key=lambda ft: ft.number)
+
+
+def _children(ids: list[int]) -> sa.CompoundSelect:
+    """``(kind, trial_id, key, order, number, text)`` rows of the five per-trial tables."""
+    p, v, i = TRIAL_PARAMS.c, TRIAL_VALUES.c, TRIAL_INTERMEDIATE_VALUES.c
+    u, s = TRIAL_USER_ATTRS.c, TRIAL_SYSTEM_ATTRS.c
+    no_key, no_order, no_num = sa.null(), sa.null(), sa.null()
+
+    def kind(k: str) -> Any:
+        return sa.literal_column(f"'{k}'")
+
+    return sa.union_all(
+        sa.select(
+            kind("p").label("kind"),
+            p.trial_id,
+            p.param_name.label("key"),
+            p.param_id.label("ord"),
+            p.param_value.label("num"),
+            p.distribution_json.label("text"),
+        ).where(p.trial_id.in_(ids)),
+        sa.select(
+            kind("v"), v.trial_id, no_key, v.objective, v.value, sa.cast(v.value_type, sa.Text)
+        ).where(v.trial_id.in_(ids)),
+        sa.select(
+            kind("i"),
+            i.trial_id,
+            no_key,
+            i.step,
+            i.intermediate_value,
+            sa.cast(i.intermediate_value_type, sa.Text),
+        ).where(i.trial_id.in_(ids)),
+        sa.select(kind("u"), u.trial_id, u.key, no_order, no_num, u.value_json).where(
+            u.trial_id.in_(ids)
+        ),
+        sa.select(kind("s"), s.trial_id, s.key, no_order, no_num, s.value_json).where(
+            s.trial_id.in_(ids)
+        ),
+    )
 
 
 @functools.lru_cache(maxsize=4096)
 def _distribution(dist_json: str) -> BaseDistribution:
     """Distributions are immutable and repeat across trials: parse each JSON text once."""
     return json_to_distribution(dist_json)
-
-
-def _attrs(conn: Connection, table: sa.TableClause, ids: list[int]) -> dict[int, dict[str, Any]]:
-    out: dict[int, dict[str, Any]] = {i: {} for i in ids}
-    c = table.c
-    for tid, key, raw in conn.execute(
-        sa.select(c.trial_id, c.key, c.value_json).where(c.trial_id.in_(ids))
-    ).all():  # fetchall: one call for the page's rows
-        out[tid][key] = json.loads(raw)
-    return out

@@ -33,6 +33,7 @@ from .db import db_retry
 from .models import LeaseRow, StudyRow
 from .optuna_tables import (
     STUDY_DIRECTIONS,
+    TRIAL_ROWS,
     TRIAL_SYSTEM_ATTRS,
     TRIAL_USER_ATTRS,
     TRIAL_VALUES,
@@ -40,6 +41,7 @@ from .optuna_tables import (
     frozen_trials,
     state_of,
     stored_value,
+    trials_from_rows,
 )
 from .states import StudyStatus
 from .trial_aggregates import (
@@ -94,13 +96,10 @@ class TrialReads:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        """One transaction, one snapshot: SQLite's deferred ``BEGIN`` under WAL, elsewhere
-        ``REPEATABLE READ`` (a plain snapshot for a read-only transaction)."""
-        with self.engine.connect() as conn:
-            if conn.dialect.name != "sqlite":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                yield conn
+        """One transaction, one snapshot on an engine from ``create_db_engine(read_only=True)``
+        (SQLite's deferred ``BEGIN`` under WAL; elsewhere ``REPEATABLE READ``)."""
+        with self.engine.begin() as conn:
+            yield conn
 
     # --- aggregates -----------------------------------------------------------------------
     @db_retry()
@@ -166,32 +165,22 @@ class TrialReads:
         states: Sequence[TrialState] | None = None,
         limit: int,
         offset: int,
-    ) -> tuple[list[FrozenTrial], int]:
+        study_id: int | None = None,
+    ) -> tuple[list[FrozenTrial], int, dict[int, str]]:
         """Trials ordered by number, ``limit`` from ``offset`` (optionally of some states
-        only), and how many trials match in all."""
+        only), how many trials match in all, and (given our ``study_id``) trial number -> the
+        worker of its latest lease for the page's trials: four queries, one snapshot."""
         t = TRIALS.c
         where = [t.study_id == optuna_study_id]
         if states is not None:
             where.append(t.state.in_(list(states)))
-        ids_q = (
-            sa.select(t.trial_id).where(*where).order_by(t.number).limit(limit).offset(offset)
-        )
+        page_q = TRIAL_ROWS.where(*where).order_by(t.number).limit(limit).offset(offset)
         count_q = sa.select(sa.func.count()).select_from(TRIALS).where(*where)
         with self._read() as conn:
-            ids = [int(i) for i in conn.scalars(ids_q)]
+            trials = trials_from_rows(conn, conn.execute(page_q).all())
             total = int(conn.scalar(count_q) or 0)
-            return frozen_trials(conn, ids), total
-
-    @db_retry()
-    def trials_by_number(self, optuna_study_id: int, numbers: Iterable[int]) -> list[FrozenTrial]:
-        """The study's trials with these numbers, ordered by number."""
-        wanted = sorted(set(numbers))
-        if not wanted:
-            return []
-        t = TRIALS.c
-        q = sa.select(t.trial_id).where(t.study_id == optuna_study_id, t.number.in_(wanted))
-        with self._read() as conn:
-            return frozen_trials(conn, [int(i) for i in conn.scalars(q)])
+            workers = {} if study_id is None else _workers_of(conn, study_id, trials)
+            return trials, total, workers
 
     # --- best -----------------------------------------------------------------------------
     @db_retry()
@@ -217,20 +206,6 @@ class TrialReads:
 
     # --- our lease rows -------------------------------------------------------------------
     @db_retry()
-    def workers_of(self, study_id: int, numbers: Iterable[int]) -> dict[int, str]:
-        """trial number -> the worker that holds or held it (latest lease), for ``numbers``."""
-        wanted = sorted(set(numbers))
-        if not wanted:
-            return {}
-        q = (
-            sa.select(LeaseRow.trial_number, LeaseRow.worker_id)
-            .where(LeaseRow.study_id == study_id, LeaseRow.trial_number.in_(wanted))
-            .order_by(LeaseRow.id)
-        )
-        with self._read() as conn:
-            return {int(n): str(w) for n, w in conn.execute(q) if n is not None}
-
-    @db_retry()
     def pending_evaluations(self) -> list[StudyRow]:
         """Completed studies whose final evaluation is pending (an indexed lookup; usually
         none), instead of every completed study."""
@@ -240,6 +215,18 @@ class TrialReads:
         )
         with Session(self.engine, expire_on_commit=False) as s, s.begin():
             return list(s.scalars(q.order_by(StudyRow.id)))
+
+
+def _workers_of(conn: Connection, study_id: int, trials: Sequence[FrozenTrial]) -> dict[int, str]:
+    """trial number -> the worker that holds or held it (latest lease), for ``trials``."""
+    if not trials:
+        return {}
+    q = (
+        sa.select(LeaseRow.trial_number, LeaseRow.worker_id)
+        .where(LeaseRow.study_id == study_id, LeaseRow.trial_number.in_([t.number for t in trials]))
+        .order_by(LeaseRow.id)
+    )
+    return {int(n): str(w) for n, w in conn.execute(q).all() if n is not None}
 
 
 def _directions(conn: Connection, optuna_study_id: int) -> list[StudyDirection]:
