@@ -10,12 +10,14 @@ direct bulk SQL ``INSERT``s on Optuna's schema (the ``sa.table()`` definitions o
 seconds where ``study.add_trials`` takes minutes; ``optuna.load_study`` reads the result back
 as a check. On PostgreSQL the build ends with ``ANALYZE``, as autovacuum would have done.
 
-Then starts the real API (``tuner-service serve`` in a subprocess, uvicorn, reaper running)
-and times each read endpoint: ``--requests`` sequential requests per endpoint (endpoints
-interleaved round-robin, so load drift hits them alike), then 8 concurrent clients doing the
-same. Prints p50/p99 per endpoint in milliseconds.
+One study per size (default 10,000 and 100,000 trials) in the same database; then starts the
+real API (``tuner-service serve`` in a subprocess, uvicorn, reaper running) and times each
+read endpoint of each study: ``--requests`` sequential requests per endpoint and study
+(endpoints and studies interleaved round-robin, so load drift hits them alike), then 8
+concurrent clients doing the same. Prints p50/p99 per endpoint and size in milliseconds, and
+the p99 ratio of the largest size to the smallest.
 
-    python bench/api_latency.py [--trials 10000] [--db sqlite,postgres] [--requests 200]
+    python bench/api_latency.py [--trials 10000,100000] [--db sqlite,postgres] [--requests 200]
 """
 
 from __future__ import annotations
@@ -255,11 +257,12 @@ def time_endpoints(base: str, paths: dict[str, str], requests: int, clients: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=10_000)
+    ap.add_argument("--trials", default="10000,100000", help="study sizes, comma-separated")
     ap.add_argument("--db", default="sqlite,postgres")
-    ap.add_argument("--requests", type=int, default=200, help="per endpoint and mode")
+    ap.add_argument("--requests", type=int, default=200, help="per endpoint, size and mode")
     ap.add_argument("--clients", type=int, default=8)
     args = ap.parse_args()
+    sizes = [int(x) for x in args.trials.split(",")]
     _common.quiet_logging()
     from tuner_service.migrate import upgrade
     from tuner_service.service import Services
@@ -273,29 +276,39 @@ def main() -> None:
         ):
             upgrade(url)
             services = Services(Settings(database_url=url, _env_file=None))  # type: ignore[call-arg]
-            t = time.perf_counter()
-            study_id = build_study(services, args.trials)
-            built = time.perf_counter() - t
-            row = services.study_row(study_id)
-            n_loaded = len(optuna.load_study(study_name=row.name, storage=services.storage).trials)
-            assert n_loaded == args.trials, n_loaded
+            paths: dict[str, str] = {}
+            print(f"\n## {kind}")
+            for n in sizes:
+                t = time.perf_counter()
+                study_id = build_study(services, n)
+                built = time.perf_counter() - t
+                row = services.study_row(study_id)
+                storage = services.storage
+                n_loaded = len(optuna.load_study(study_name=row.name, storage=storage).trials)
+                assert n_loaded == n, n_loaded
+                print(f"study of {n} trials built in {built:.1f} s "
+                      f"(optuna.load_study sees {n_loaded})")
+                paths.update({f"{n}|{k}": v for k, v in _endpoints(study_id, n).items()})
             services.close()
-            print(f"\n## {kind}: {args.trials} trials, built in {built:.1f} s "
-                  f"(optuna.load_study sees {n_loaded})")
             with api(url, Path(d) / "api.log") as base:
-                paths = _endpoints(study_id, args.trials)
                 time_endpoints(base, paths, 3, 1)  # warm-up
                 seq = time_endpoints(base, paths, args.requests, 1)
                 conc = time_endpoints(base, paths, args.requests, args.clients)
-            rows = [
-                [name, _pct(seq[name], 0.5), _pct(seq[name], 0.99),
-                 _pct(conc[name], 0.5), _pct(conc[name], 0.99)]
-                for name in paths
-            ]
-            print(_common.table(
-                ["request", "p50 ms", "p99 ms", f"p50 ms ({args.clients} clients)",
-                 f"p99 ms ({args.clients} clients)"], rows))
-    print(f"\nload average after: {os.getloadavg()}")
+            print(f"load average after the requests: {os.getloadavg()}")
+            for title, ms in (("sequential", seq), (f"{args.clients} concurrent clients", conc)):
+                print(f"\n{title}: p50 / p99 ms per size; last column: p99 of the largest size"
+                      " over p99 of the smallest")
+                names = list(_endpoints(0, sizes[0]))
+                rows = []
+                for i, name in enumerate(names):
+                    cells = [ms[f"{n}|{list(_endpoints(0, n))[i]}"] for n in sizes]
+                    p99 = [_pct(c, 0.99) for c in cells]
+                    pairs = zip(cells, p99, strict=True)
+                    rows.append([name.replace(str(max(0, sizes[0] - 100)), "N-100"),
+                                 *(f"{_pct(c, 0.5):.1f} / {q:.1f}" for c, q in pairs),
+                                 f"{p99[-1] / p99[0]:.2f}x"])
+                print(_common.table(["request", *(f"{n:,} trials" for n in sizes), "ratio"],
+                                    rows))
 
 
 if __name__ == "__main__":
