@@ -31,6 +31,7 @@ from .optuna_bridge import (
     trial_to_dict,
 )
 from .repository import Repository
+from .retrying import RetryingRDBStorage
 from .settings import Settings
 from .spec import StudySpec, parse_study_spec
 from .states import StudyStatus, check_study_transition
@@ -56,7 +57,7 @@ class Services:
         return Repository(self.engine)
 
     @cached_property
-    def storage(self) -> optuna.storages.RDBStorage:
+    def storage(self) -> RetryingRDBStorage:
         return create_optuna_storage(self.settings.database_url)
 
     @cached_property
