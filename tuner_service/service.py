@@ -208,10 +208,9 @@ class Services:
         """One page of trials, ordered by number, cut by the database."""
         row = self.study_row(study_id)
         states = None if state is None else (TrialState[state.upper()],)
-        page, count = self.reads.page(
-            row.optuna_study_id, states=states, limit=limit, offset=offset
+        page, count, workers = self.reads.page(
+            row.optuna_study_id, states=states, limit=limit, offset=offset, study_id=row.id
         )
-        workers = self.reads.workers_of(row.id, (t.number for t in page))
         out = []
         for t in page:
             d = trial_to_dict(t)

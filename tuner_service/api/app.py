@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, run_reaper: bool = True) -> 
         lifespan=lifespan,
     )
     app.state.services = services
-    app.state.metrics_registry = build_registry(services.repo)
+    app.state.metrics_registry = build_registry(services.repo, services.reads)
     errors.install(app)
     restrict_docs_to_own_origin(app)
     app.include_router(routes_studies.router)
