@@ -96,3 +96,8 @@ def test_without_a_database_url_it_says_so(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "TUNER_DATABASE_URL" in done.stderr, shlex.quote(done.stderr)
 
+
+
+def test_the_docs_say_how_to_submit() -> None:
+    for doc in (ROOT / "docs" / "deploy.md", ROOT / "README.md"):
+        assert "sbatch --array=0-7 deploy/slurm/tuner-workers.sbatch" in doc.read_text(), doc
