@@ -50,7 +50,7 @@ def _fail(msg: str) -> None:
 def migrate(
     database_url: str | None = DbOpt,
     check: bool = typer.Option(
-        False, "--check", help="Change nothing: exit 0 when the schema is current, else 1."
+        False, "--check", help="Change nothing: exit 0 when the schema is current, else 2."
     ),
     wait: float = typer.Option(
         0.0, min=0.0, help="With --check: keep checking this many seconds (an init container "
@@ -58,8 +58,6 @@ def migrate(
     ),
 ) -> None:
     """Create or upgrade the service tables (ours by Alembic, Optuna's by Optuna)."""
-    from .migrate import upgrade
-
     settings = _settings(database_url)
     if check:
         from .migrate import wait_until_current
@@ -68,8 +66,19 @@ def migrate(
             _fail(f"the database schema is not current after {wait:.0f}s (run: migrate)")
         console.print("database schema is current")
         return
-    rev = upgrade(settings.database_url)
+    rev = _upgrade(settings.database_url)
     console.print(f"database at revision {rev}")
+
+
+def _upgrade(url: str) -> str:
+    from .db import UnsupportedDatabaseError
+    from .migrate import upgrade
+
+    try:
+        return upgrade(url)
+    except UnsupportedDatabaseError as exc:
+        _fail(str(exc))
+        raise
 
 
 @app.command()
@@ -83,12 +92,11 @@ def serve(
     import uvicorn
 
     from .api.app import create_app
-    from .migrate import upgrade
 
     settings = _settings(database_url, host=host, port=port)
     setup_logging(settings)
     if not no_migrate:
-        upgrade(settings.database_url)
+        _upgrade(settings.database_url)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
