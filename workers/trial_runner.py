@@ -15,6 +15,7 @@ import keras
 from tuner_service.spec import ObjectiveSpec
 
 from .datasets import Dataset
+from .execution import ExecutionOptions, fit_inputs, prebuild, steps_per_execution
 from .model_builder import build_model
 from .training import fit_kwargs, training_callbacks
 
@@ -103,17 +104,21 @@ def run_trial(
     verbose: int = 0,
     initial_epoch: int = 0,
     initial_weights: str | None = None,
+    execution: ExecutionOptions | None = None,
 ) -> TrialResult:
     """Train ``params`` on ``dataset`` for up to ``max_epochs``; ``on_epoch`` is called after
     each epoch with its metrics and decides whether training goes on.
 
     ``initial_epoch`` and ``initial_weights`` continue an earlier training (Keras Tuner's
     Hyperband: epochs ``initial_epoch`` to ``max_epochs`` from the saved weights).
+    ``execution`` says how ``fit`` runs (:mod:`workers.execution`; default: the worker's
+    choices -- prebuilt state, several steps per execution, NumPy inputs).
 
     Errors inside training (a model that does not fit in memory, bad shapes) become a FAILED
     result with the reason; the caller's process keeps serving.
     """
     started = time.perf_counter()
+    execution = execution or ExecutionOptions()
     history: dict[str, list[float]] = {}
     model: keras.Model | None = None
     param_count = 0
@@ -124,6 +129,12 @@ def run_trial(
         if initial_weights is not None:
             model.load_weights(initial_weights)
         param_count = int(model.count_params())
+        fit_args = fit_kwargs(params)
+        model.steps_per_execution = steps_per_execution(
+            len(dataset.y_train), fit_args["batch_size"], execution.steps_per_execution
+        )
+        if execution.prebuild:
+            prebuild(model, dataset.x_train[:1], dataset.y_train[:1])
         metric, mode = monitored_metric(objectives)
         hook = _EpochHookCallback(on_epoch)
         callbacks = [
@@ -131,14 +142,11 @@ def run_trial(
             hook,
         ]
         fit = model.fit(
-            dataset.x_train,
-            dataset.y_train,
-            validation_data=(dataset.x_val, dataset.y_val),
+            **fit_inputs(dataset, device_pipeline=execution.device_pipeline, **fit_args),
             epochs=max_epochs,
             initial_epoch=initial_epoch,
             callbacks=callbacks,
             verbose=verbose,
-            **fit_kwargs(params),
         )
         history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     except Exception as exc:

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -47,6 +47,7 @@ from tuner_service.states import LeaseState, StudyStatus, WorkerStatus
 from .datasets import Dataset, DatasetCache, DatasetError
 from .engines import ClaimRunner, Engine, EngineFatalError, TrialHandle, engine_for
 from .evaluation import evaluate_pending
+from .execution import ExecutionOptions
 from .runtime import clear_session, freeze_startup_objects, seed_everything
 from .trial_runner import Decision, Outcome, TrialResult, monitored_metric, run_trial
 
@@ -60,6 +61,7 @@ class WorkerOptions:
     max_trials: int | None = None
     mixed_precision: bool = False
     exit_when_idle: float | None = None  # seconds without work before exiting (batch jobs)
+    execution: ExecutionOptions = field(default_factory=ExecutionOptions)  # how fit runs
 
 
 def package_versions() -> dict[str, str]:
@@ -261,6 +263,7 @@ class Worker:
             mixed_precision=self.options.mixed_precision,
             initial_epoch=initial_epoch,
             initial_weights=initial_weights,
+            execution=self.options.execution,
         )
         try:
             if on_result is not None:
