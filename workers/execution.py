@@ -9,7 +9,8 @@ train step is traced once; the results are bit-for-bit those of a plain ``fit`` 
 compares).
 
 :func:`steps_per_execution` runs several batches per call into TensorFlow (Keras'
-``steps_per_execution``): less Python per batch. Batch callbacks then see every N-th batch;
+``steps_per_execution``): less Python per batch, for trials long enough to repay its costlier
+first call. Batch callbacks then see every N-th batch;
 epoch callbacks (the worker's hook: cancel, stop, pruning) are unchanged, ``TerminateOnNaN``
 still stops the epoch (the running loss it reads stays NaN once a batch was NaN), and the
 trial's metrics are the same.
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from .datasets import Dataset
 
 __all__ = [
+    "AUTO_MIN_TRIAL_BATCHES",
     "AUTO_STEPS_PER_EXECUTION",
     "MIXED_PRECISION_MODES",
     "ExecutionOptions",
@@ -49,8 +51,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Batches per call into TensorFlow when the worker chooses (Keras' own suggestion for small
-#: models; measured ~15 % off a steady epoch on the CPU, see the issue and BENCHMARKS.md).
+#: models; ~15 % off a steady epoch on the CPU, see the issue and BENCHMARKS.md).
 AUTO_STEPS_PER_EXECUTION = 32
+#: ... but only for trials of at least this many batches (epochs x batches per epoch): the
+#: multi-step function costs about 1.5 s more to trace and optimise on first use (measured,
+#: BENCHMARKS.md section 6) and saves 1-3 ms per batch, so short trials are faster without it.
+AUTO_MIN_TRIAL_BATCHES = 1000
 
 MIXED_PRECISION_MODES = ("auto", "on", "off")
 
@@ -80,11 +86,19 @@ class ExecutionOptions:
             )
 
 
-def steps_per_execution(n_train: int, batch_size: int, requested: int | None) -> int:
-    """Batches per call: ``requested`` when given, else :data:`AUTO_STEPS_PER_EXECUTION`,
-    never more than one epoch's batches (at least 1)."""
+def steps_per_execution(
+    n_train: int, batch_size: int, requested: int | None, epochs: int = 1
+) -> int:
+    """Batches per call: ``requested`` when given; else :data:`AUTO_STEPS_PER_EXECUTION` for
+    a trial of at least :data:`AUTO_MIN_TRIAL_BATCHES` batches (``epochs`` x batches per epoch)
+    and 1 for a shorter one. Never more than one epoch's batches, at least 1."""
     batches = max(1, math.ceil(max(0, int(n_train)) / max(1, int(batch_size))))
-    wanted = AUTO_STEPS_PER_EXECUTION if requested is None else int(requested)
+    if requested is not None:
+        wanted = int(requested)
+    elif batches * max(1, int(epochs)) >= AUTO_MIN_TRIAL_BATCHES:
+        wanted = AUTO_STEPS_PER_EXECUTION
+    else:
+        wanted = 1
     return max(1, min(wanted, batches))
 
 

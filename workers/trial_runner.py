@@ -131,7 +131,10 @@ def run_trial(
         param_count = int(model.count_params())
         fit_args = fit_kwargs(params)
         model.steps_per_execution = steps_per_execution(
-            len(dataset.y_train), fit_args["batch_size"], execution.steps_per_execution
+            len(dataset.y_train),
+            fit_args["batch_size"],
+            execution.steps_per_execution,
+            epochs=max_epochs - initial_epoch,
         )
         if execution.prebuild:
             prebuild(model, dataset.x_train[:1], dataset.y_train[:1])

@@ -14,6 +14,7 @@ import pytest
 from tuner_service.spec import DatasetSpec, ObjectiveSpec
 from workers.datasets import Dataset, load_dataset
 from workers.execution import (
+    AUTO_MIN_TRIAL_BATCHES,
     AUTO_STEPS_PER_EXECUTION,
     ExecutionOptions,
     decide_mixed_precision,
@@ -62,8 +63,12 @@ def _trial(data: Dataset, execution: ExecutionOptions, **kw: Any) -> TrialResult
 
 
 def test_steps_per_execution_rule() -> None:
-    assert steps_per_execution(10_000, 32, None) == AUTO_STEPS_PER_EXECUTION
-    assert steps_per_execution(100, 32, None) == 4  # never more than one epoch's batches
+    # 313 batches x 4 epochs: long enough to repay the multi-step function's first call
+    assert steps_per_execution(10_000, 32, None, epochs=4) == AUTO_STEPS_PER_EXECUTION
+    assert steps_per_execution(10_000, 32, None, epochs=3) == 1  # 939 batches: too short
+    assert AUTO_MIN_TRIAL_BATCHES == 1000
+    assert steps_per_execution(100, 32, None, epochs=1000) == 4  # at most one epoch's batches
+    assert steps_per_execution(100, 32, 8) == 4
     assert steps_per_execution(100, 32, 1) == 1
     assert steps_per_execution(10_000, 32, 8) == 8
     assert steps_per_execution(0, 32, None) == 1
