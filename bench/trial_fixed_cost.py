@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import itertools
 import json
 import os
 import sys
@@ -146,7 +147,7 @@ def _run_block(tmp: Path, ds: str, variant: str, n: int, epochs: int, k: int) ->
     for i, (a, b) in enumerate(zip(claims, clears, strict=False)):
         marks = sorted((t, m, ep) for m, ep, t in _epochs if a <= t <= b)
         times = [t for t, _, _ in marks]
-        durs = [t1 - t0 for t0, t1 in zip(times, times[1:], strict=False)]
+        durs = [t1 - t0 for t0, t1 in itertools.pairwise(times)]
         if len(durs) < 2:
             continue
         steady = _common.median(durs[1:])
