@@ -72,12 +72,14 @@ class ExecutionOptions:
     choose (:func:`steps_per_execution`). ``prebuild``: build the metrics and optimizer state
     before ``fit`` (one trace of the train step instead of two). ``device_pipeline``: feed
     ``fit`` from a prefetching ``tf.data`` pipeline instead of NumPy arrays (the daemon turns
-    it on when a GPU is visible).
+    it on when a GPU is visible). ``reuse_models``: reuse the last trial's traced model when
+    only fit-level values differ (:mod:`workers.model_reuse`; needs ``prebuild``).
     """
 
     steps_per_execution: int | None = None
     prebuild: bool = True
     device_pipeline: bool = False
+    reuse_models: bool = True
 
     def __post_init__(self) -> None:
         if self.steps_per_execution is not None and self.steps_per_execution < 1:

@@ -12,11 +12,13 @@ from typing import Any
 
 import keras
 
+from search_spaces.vocabulary import with_defaults
 from tuner_service.spec import ObjectiveSpec
 
 from .datasets import Dataset
 from .execution import ExecutionOptions, fit_inputs, prebuild, steps_per_execution
 from .model_builder import build_model
+from .model_reuse import ModelCache, architecture_key
 from .training import fit_kwargs, training_callbacks
 
 
@@ -93,6 +95,40 @@ def objective_values(
     ]
 
 
+def _model_for(
+    params: Mapping[str, Any],
+    dataset: Dataset,
+    mixed_precision: bool,
+    spe: int,
+    execution: ExecutionOptions,
+    initial_weights: str | None,
+    cache: ModelCache | None,
+) -> keras.Model:
+    """The trial's compiled model: built fresh, or the cache's traced one set to the fresh
+    one's state (only without ``initial_weights``, and only once prebuilt)."""
+    fresh = build_model(
+        params, dataset.input_shape, dataset.n_classes, mixed_precision=mixed_precision
+    )
+    if cache is not None and initial_weights is None and execution.prebuild:
+        key = architecture_key(
+            params, shape=dataset.input_shape, classes=dataset.n_classes,
+            mixed=mixed_precision, spe=spe, pipeline=execution.device_pipeline,
+        )
+        model = cache.take(fresh, key, float(with_defaults(params)["learning_rate"]))
+        if model is not fresh:
+            return model
+    else:
+        key = None
+    if initial_weights is not None:
+        fresh.load_weights(initial_weights)
+    fresh.steps_per_execution = spe
+    if execution.prebuild:
+        built = prebuild(fresh, dataset.x_train[:1], dataset.y_train[:1])
+        if built and cache is not None and key is not None:
+            cache.keep(fresh, key)
+    return fresh
+
+
 def run_trial(
     params: Mapping[str, Any],
     dataset: Dataset,
@@ -105,6 +141,7 @@ def run_trial(
     initial_epoch: int = 0,
     initial_weights: str | None = None,
     execution: ExecutionOptions | None = None,
+    model_cache: ModelCache | None = None,
 ) -> TrialResult:
     """Train ``params`` on ``dataset`` for up to ``max_epochs``; ``on_epoch`` is called after
     each epoch with its metrics and decides whether training goes on.
@@ -112,7 +149,9 @@ def run_trial(
     ``initial_epoch`` and ``initial_weights`` continue an earlier training (Keras Tuner's
     Hyperband: epochs ``initial_epoch`` to ``max_epochs`` from the saved weights).
     ``execution`` says how ``fit`` runs (:mod:`workers.execution`; default: the worker's
-    choices -- prebuilt state, several steps per execution, NumPy inputs).
+    choices -- prebuilt state, several steps per execution, NumPy inputs). With
+    ``model_cache`` the last trial's traced model is reused when only fit-level values
+    differ (:mod:`workers.model_reuse`); a failed trial empties the cache.
 
     Errors inside training (a model that does not fit in memory, bad shapes) become a FAILED
     result with the reason; the caller's process keeps serving.
@@ -122,22 +161,18 @@ def run_trial(
     history: dict[str, list[float]] = {}
     model: keras.Model | None = None
     param_count = 0
+    fit_args = fit_kwargs(params)
     try:
-        model = build_model(
-            params, dataset.input_shape, dataset.n_classes, mixed_precision=mixed_precision
-        )
-        if initial_weights is not None:
-            model.load_weights(initial_weights)
-        param_count = int(model.count_params())
-        fit_args = fit_kwargs(params)
-        model.steps_per_execution = steps_per_execution(
+        spe = steps_per_execution(
             len(dataset.y_train),
             fit_args["batch_size"],
             execution.steps_per_execution,
             epochs=max_epochs - initial_epoch,
         )
-        if execution.prebuild:
-            prebuild(model, dataset.x_train[:1], dataset.y_train[:1])
+        model = _model_for(
+            params, dataset, mixed_precision, spe, execution, initial_weights, model_cache
+        )
+        param_count = int(model.count_params())
         metric, mode = monitored_metric(objectives)
         hook = _EpochHookCallback(on_epoch)
         callbacks = [
@@ -153,6 +188,8 @@ def run_trial(
         )
         history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     except Exception as exc:
+        if model_cache is not None:
+            model_cache.clear()
         return TrialResult(
             Outcome.FAILED,
             None,
@@ -168,6 +205,8 @@ def run_trial(
         (i for i, v in enumerate(history.get("loss", [])) if not math.isfinite(v)), None
     )
     if nan_epoch is not None:
+        if model_cache is not None:
+            model_cache.clear()
         return TrialResult(
             Outcome.FAILED,
             None,

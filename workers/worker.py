@@ -48,6 +48,7 @@ from .datasets import Dataset, DatasetCache, DatasetError
 from .engines import ClaimRunner, Engine, EngineFatalError, TrialHandle, engine_for
 from .evaluation import evaluate_pending
 from .execution import ExecutionOptions
+from .model_reuse import ModelCache
 from .runtime import clear_session, freeze_startup_objects, seed_everything
 from .trial_runner import Decision, Outcome, TrialResult, monitored_metric, run_trial
 
@@ -91,6 +92,7 @@ class Worker:
         self._versions: dict[str, str] = {}
         self.trials_run = 0
         self._engines: dict[str, Engine | ClaimRunner] = {}
+        self.model_cache = ModelCache() if options.execution.reuse_models else None
         self.reaper = Reaper(
             services.repo,
             services.storage,
@@ -264,6 +266,7 @@ class Worker:
             initial_epoch=initial_epoch,
             initial_weights=initial_weights,
             execution=self.options.execution,
+            model_cache=self.model_cache,
         )
         try:
             if on_result is not None:
