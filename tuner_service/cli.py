@@ -48,11 +48,20 @@ def _fail(msg: str) -> None:
 @app.command()
 def migrate(database_url: str | None = DbOpt) -> None:
     """Create or upgrade the service tables (ours by Alembic, Optuna's by Optuna)."""
+    settings = _settings(database_url)
+    rev = _upgrade(settings.database_url)
+    console.print(f"database at revision {rev}")
+
+
+def _upgrade(url: str) -> str:
+    from .db import UnsupportedDatabaseError
     from .migrate import upgrade
 
-    settings = _settings(database_url)
-    rev = upgrade(settings.database_url)
-    console.print(f"database at revision {rev}")
+    try:
+        return upgrade(url)
+    except UnsupportedDatabaseError as exc:
+        _fail(str(exc))
+        raise
 
 
 @app.command()
@@ -66,12 +75,11 @@ def serve(
     import uvicorn
 
     from .api.app import create_app
-    from .migrate import upgrade
 
     settings = _settings(database_url, host=host, port=port)
     setup_logging(settings)
     if not no_migrate:
-        upgrade(settings.database_url)
+        _upgrade(settings.database_url)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
