@@ -1,6 +1,7 @@
-"""workers.execution: one trace instead of two with the same results, steps per execution
-with the trial's callback semantics intact (NaN, cancel, stop, pruning at the right epoch),
-the tf.data input path used on GPUs (run here on the CPU), and the mixed-precision rule."""
+"""workers.execution and workers.model_reuse: one trace instead of two with the same results,
+steps per execution with the trial's callback semantics intact (NaN, cancel, stop, pruning at
+the right epoch), the tf.data input path used on GPUs (run here on the CPU), the
+mixed-precision rule, and a reused traced model giving exactly a fresh model's results."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from workers.execution import (
     steps_per_execution,
 )
 from workers.model_builder import build_model
-from workers.runtime import seed_everything
+from workers.model_reuse import FIT_LEVEL, ModelCache, architecture_key
+from workers.runtime import clear_session, seed_everything
 from workers.trial_runner import Decision, Outcome, TrialResult, run_trial
 
 PARAMS = {
@@ -216,3 +218,63 @@ def test_array_inputs_are_keras_own(data: Dataset) -> None:
     args = fit_inputs(data, batch_size=16, shuffle=False, device_pipeline=False)
     assert args["x"] is data.x_train and args["y"] is data.y_train
     assert args["batch_size"] == 16 and args["shuffle"] is False
+
+
+# --------------------------------------------------------------------------- model reuse
+
+REUSE = {**PARAMS, "augment_flip": "horizontal", "augment_rotation": 0.1, "dropout": 0.3}
+
+
+def _cached_trial(data: Dataset, params: dict[str, Any], cache: ModelCache | None,
+                  seed: int) -> TrialResult:
+    seed_everything(seed)
+    r = run_trial(params, data, objectives=OBJECTIVES, max_epochs=3, on_epoch=_go_on,
+                  execution=ExecutionOptions(), model_cache=cache)
+    clear_session()  # as the worker does between trials
+    return r
+
+
+def test_reused_model_gives_exactly_the_fresh_models_results(data: Dataset) -> None:
+    cache = ModelCache()
+    first = _cached_trial(data, {**REUSE, "learning_rate": 0.01}, cache, seed=11)
+    assert first.outcome is Outcome.COMPLETE and cache.hits == 0
+    # the next trial differs only in fit-level values: the traced model is reused
+    second_params = {**REUSE, "learning_rate": 0.003, "batch_size": 32, "lr_schedule": "cosine"}
+    reused = _cached_trial(data, second_params, cache, seed=12)
+    assert cache.hits == 1 and reused.model is first.model
+    fresh = _cached_trial(data, second_params, None, seed=12)
+    assert fresh.model is not reused.model
+    assert reused.history == fresh.history  # bit for bit
+    assert reused.values == fresh.values
+    # a third trial with another architecture builds (and traces) a new model
+    other = _cached_trial(data, {**REUSE, "filters": 8}, cache, seed=13)
+    assert cache.hits == 1 and other.model is not first.model
+
+
+def test_architecture_key_ignores_only_fit_level_values() -> None:
+    base = architecture_key(PARAMS, shape=(8, 8, 1))
+    assert base == architecture_key({**PARAMS, "learning_rate": 0.5, "batch_size": 64,
+                                     "shuffle": False, "early_stopping_patience": 3,
+                                     "lr_schedule": "reduce_on_plateau"}, shape=(8, 8, 1))
+    assert {"learning_rate", "lr_schedule", "batch_size",
+                         "early_stopping_patience", "shuffle"} == FIT_LEVEL
+    for changed in ({"momentum": 0.5}, {"optimizer": "sgd"}, {"dropout": 0.1},
+                    {"filters": 8}, {"beta_1": 0.8}):
+        assert architecture_key({**PARAMS, **changed}, shape=(8, 8, 1)) != base
+    assert architecture_key(PARAMS, shape=(8, 8, 3)) != base
+
+
+def test_a_failed_trial_empties_the_cache(data: Dataset) -> None:
+    cache = ModelCache()
+    _cached_trial(data, PARAMS, cache, seed=1)
+    x = np.array(data.x_train, copy=True)
+    x[::5] = 1e38
+    bad = Dataset(
+        name="bad", x_train=x, y_train=data.y_train, x_val=data.x_val, y_val=data.y_val,
+        x_test=data.x_test, y_test=data.y_test, input_shape=data.input_shape,
+        n_classes=data.n_classes, fingerprint="bad",
+    )
+    failed = _cached_trial(bad, PARAMS, cache, seed=2)
+    assert failed.outcome is Outcome.FAILED and cache.hits == 1
+    again = _cached_trial(data, PARAMS, cache, seed=3)
+    assert cache.hits == 1 and again.outcome is Outcome.COMPLETE  # built afresh
