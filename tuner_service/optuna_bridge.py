@@ -34,6 +34,8 @@ ATTR_WARM_START = "warm_start"
 ATTR_DEVICE_SECONDS = "device_seconds"
 ATTR_PARAM_COUNT = "param_count"
 ATTR_WALL_TIME = "wall_time_s"
+# study attr: the evaluated model's per-class precision/recall and confusion matrix (test split)
+STUDY_ATTR_TEST_CLASSES = "test_per_class"
 # System attributes shared with optuna.storages.RetryFailedTrialCallback.
 SYS_FAILED_TRIAL = "failed_trial"
 SYS_RETRY_HISTORY = "retry_history"
