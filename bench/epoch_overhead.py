@@ -46,22 +46,7 @@ TARGET = 0.9
 
 
 def study_spec(name: str, reps: int, epochs: int, samples: int, batch_size: int) -> dict[str, Any]:
-    fixed = {
-        "conv_blocks": 2,
-        "convs_per_block": 1,
-        "filters": 16,
-        "kernel_size": 3,
-        "batch_norm": True,
-        "head": "gap",
-        "dense_layers": 1,
-        "dense_units": 64,
-        "dropout": 0.2,
-        "optimizer": "adam",
-        "learning_rate": 1e-3,
-        "lr_schedule": "constant",
-        "batch_size": batch_size,
-        "early_stopping_patience": 0,
-    }
+    fixed = {**_common.SMALL_CNN, "batch_size": batch_size}
     return {
         "name": name,
         "dataset": {

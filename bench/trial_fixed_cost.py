@@ -47,22 +47,7 @@ import _common
 
 TARGET = 0.5  # fixed cost after / before
 
-FIXED = {
-    "conv_blocks": 2,
-    "convs_per_block": 1,
-    "filters": 16,
-    "kernel_size": 3,
-    "batch_norm": True,
-    "head": "gap",
-    "dense_layers": 1,
-    "dense_units": 64,
-    "dropout": 0.2,
-    "optimizer": "adam",
-    "learning_rate": 1e-3,
-    "lr_schedule": "constant",
-    "batch_size": 32,
-    "early_stopping_patience": 0,
-}
+FIXED = _common.SMALL_CNN
 
 DATASETS = {
     "digits": {"name": "digits", "validation_split": 0.2, "test_split": 0.2, "seed": 0},
