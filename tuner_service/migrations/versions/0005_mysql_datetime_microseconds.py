@@ -3,8 +3,8 @@
 MySQL's plain ``DATETIME`` drops fractions of a second, so heartbeats and lease ends would be
 up to a second off; PostgreSQL and SQLite already keep microseconds (nothing to do there).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
