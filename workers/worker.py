@@ -133,7 +133,7 @@ class Worker:
         idle_since = time.monotonic()
         try:
             while not self.stop_event.is_set():
-                evaluate_pending(self.services, self.datasets)
+                evaluate_pending(self.services, self.datasets, self.id)
                 c = claim(self.services.repo, self.id)
                 if c is None:
                     if (
@@ -155,7 +155,7 @@ class Worker:
                     and self.trials_run >= self.options.max_trials
                 ):
                     break
-            evaluate_pending(self.services, self.datasets)
+            evaluate_pending(self.services, self.datasets, self.id)
         finally:
             self.stop_event.set()
             reaper.stop()
