@@ -1,5 +1,5 @@
-"""Everything the service asks of Optuna: its storage on our database, samplers and pruners
-built from a study spec, and trials read back as plain data.
+"""Everything the service asks of Optuna: its storage on our database, the user attributes it
+writes, and trials read back as plain data (samplers and pruners: :mod:`.engines.optuna`).
 
 Optuna is pure Python (no TensorFlow), so the control plane may use it freely.
 """
@@ -11,15 +11,11 @@ from datetime import datetime
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from search_spaces import SearchSpace
-
 from .db import configure_sqlite, engine_kwargs, is_sqlite, normalize_url
-from .errors import Problem
-from .retrying import with_retry
-from .spec import OptunaEngineSpec, StudySpec
+from .reads import TrialReads
+from .retrying import RetryingRDBStorage, study_id_of
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -37,111 +33,21 @@ ATTR_WARM_START = "warm_start"
 ATTR_DEVICE_SECONDS = "device_seconds"
 ATTR_PARAM_COUNT = "param_count"
 ATTR_WALL_TIME = "wall_time_s"
+# study attr: the evaluated model's per-class precision/recall and confusion matrix (test split)
+STUDY_ATTR_TEST_CLASSES = "test_per_class"
 # System attributes shared with optuna.storages.RetryFailedTrialCallback.
 SYS_FAILED_TRIAL = "failed_trial"
 SYS_RETRY_HISTORY = "retry_history"
 
 
-def create_optuna_storage(url: str) -> RDBStorage:
-    """Optuna's storage on the service database (creates Optuna's tables when missing)."""
+def create_optuna_storage(url: str) -> RetryingRDBStorage:
+    """Optuna's storage on the service database (creates Optuna's tables when missing), every
+    call under the retry policy."""
     url = normalize_url(url)
-    storage = RDBStorage(url, engine_kwargs=engine_kwargs(url))
+    storage = RetryingRDBStorage(url, engine_kwargs=engine_kwargs(url))
     if is_sqlite(url):
         configure_sqlite(storage.engine)
     return storage
-
-
-def build_sampler(
-    engine: OptunaEngineSpec, space: SearchSpace, *, seed: int | None
-) -> optuna.samplers.BaseSampler:
-    """Raises:
-    ValueError, TypeError: bad options; ImportError: the sampler needs a missing package.
-    """
-    opts = dict(engine.sampler_options)
-    kind = engine.sampler
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, **opts)
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed, **opts)
-    if kind == "gp":
-        try:
-            import torch  # noqa: F401
-        except ImportError as exc:
-            raise ImportError(
-                "the 'gp' sampler needs PyTorch on the workers: pip install torch"
-            ) from exc
-        return optuna.samplers.GPSampler(seed=seed, **opts)
-    if kind == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, **opts)
-    if kind == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, **opts)
-    if kind == "grid":
-        return optuna.samplers.GridSampler(space.to_param_grid(), seed=seed, **opts)
-    if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, **opts)
-    raise ValueError(f"unknown sampler {kind!r}")
-
-
-def build_pruner(engine: OptunaEngineSpec, *, max_epochs: int) -> optuna.pruners.BasePruner:
-    """Raises:
-    ValueError, TypeError: bad options.
-    """
-    opts = dict(engine.pruner_options)
-    kind = engine.pruner
-    if kind == "none":
-        return optuna.pruners.NopPruner()
-    if kind == "median":
-        return optuna.pruners.MedianPruner(**opts)
-    if kind == "percentile":
-        opts.setdefault("percentile", 25.0)
-        return optuna.pruners.PercentilePruner(**opts)
-    if kind == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(**opts)
-    if kind == "hyperband":
-        opts.setdefault("min_resource", 1)
-        opts.setdefault("max_resource", max_epochs)
-        return optuna.pruners.HyperbandPruner(**opts)
-    if kind == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(**opts)
-    if kind == "patient":
-        opts.setdefault("patience", 2)
-        return optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), **opts)
-    raise ValueError(f"unknown pruner {kind!r}")
-
-
-def engine_problems(spec: StudySpec) -> list[Problem]:
-    """Problems only Optuna can see: options its constructors refuse, grid too small."""
-    problems: list[Problem] = []
-    engine = spec.engine
-    if not isinstance(engine, OptunaEngineSpec):
-        return problems
-    space = spec.space()
-    try:
-        if engine.sampler != "gp":  # gp is checked on the workers (needs PyTorch there)
-            build_sampler(engine, space, seed=spec.seed)
-    except (TypeError, ValueError) as exc:
-        where = ("engine", "sampler_options") if engine.sampler != "grid" else ("search_space",)
-        problems.append(Problem(where, f"sampler '{engine.sampler}': {exc}", "engine_options"))
-    try:
-        build_pruner(engine, max_epochs=spec.budget.max_epochs)
-    except (TypeError, ValueError) as exc:
-        problems.append(
-            Problem(
-                ("engine", "pruner_options"), f"pruner '{engine.pruner}': {exc}", "engine_options"
-            )
-        )
-    if engine.sampler == "grid" and not problems:
-        size = space.grid_size()
-        if spec.budget.n_trials > size:
-            problems.append(
-                Problem(
-                    ("budget", "n_trials"),
-                    f"the grid has {size} points; "
-                    f"n_trials ({spec.budget.n_trials}) cannot exceed it",
-                    "grid_too_small",
-                )
-            )
-    return problems
 
 
 def _finite(v: float | None) -> float | None:
@@ -187,13 +93,6 @@ def trial_to_dict(t: FrozenTrial) -> dict[str, Any]:
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
-def trial_counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    counts = {s.name.lower(): 0 for s in TrialState}
-    for t in trials:
-        counts[t.state.name.lower()] += 1
-    return counts
-
-
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The best trial (single objective) or the Pareto front (several); empty when none."""
     try:
@@ -209,35 +108,35 @@ def retries_used(trial: FrozenTrial) -> int:
     return len(trial.system_attrs.get(SYS_RETRY_HISTORY, []))
 
 
-def requeue_trial(study: optuna.Study, trial: FrozenTrial, *, max_retries: int) -> int | None:
+def requeue_trial(
+    study: optuna.Study, trial: FrozenTrial, *, max_retries: int, reads: TrialReads
+) -> int | None:
     """Add a WAITING copy of ``trial`` (same params), tagged like Optuna's
     ``RetryFailedTrialCallback`` so that its ``retried_trial_number``/``retry_history`` work.
 
     Returns the retry count of the new trial, or ``None`` when ``max_retries`` is spent.
-    Idempotent, and retried on transient database errors: a copy already added (by an attempt
-    whose answer was lost) is not added twice.
+    Idempotent: a copy already added (by another reaper, or an attempt whose answer was lost:
+    see :mod:`tuner_service.retrying`) is not added twice (looked up among the study's trials
+    that carry a retry history, not by loading every trial).
     """
     history = [*trial.system_attrs.get(SYS_RETRY_HISTORY, []), trial.number]
     if len(history) > max_retries:
         return None
     keep = {k: v for k, v in trial.user_attrs.items() if k == ATTR_WARM_START}
 
-    def add_once() -> None:
-        for t in study.get_trials(deepcopy=False):
-            if t.system_attrs.get(SYS_RETRY_HISTORY) == history:
-                return
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=TrialState.WAITING,
-                params=trial.params,
-                distributions=trial.distributions,
-                user_attrs=keep,
-                system_attrs={
-                    SYS_FAILED_TRIAL: trial.system_attrs.get(SYS_FAILED_TRIAL, trial.number),
-                    SYS_RETRY_HISTORY: history,
-                },
-            )
+    for _, seen in reads.system_attr_values(study_id_of(study), SYS_RETRY_HISTORY):
+        if seen == history:
+            return len(history)
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=keep,
+            system_attrs={
+                SYS_FAILED_TRIAL: trial.system_attrs.get(SYS_FAILED_TRIAL, trial.number),
+                SYS_RETRY_HISTORY: history,
+            },
         )
-
-    with_retry(add_once)
+    )
     return len(history)

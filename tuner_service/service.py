@@ -17,23 +17,22 @@ from optuna.trial import TrialState
 from .artifacts import DatabaseArtifactStore
 from .data_paths import DataPathError, resolve_data_path
 from .db import create_db_engine
+from .engines import UnknownEngineError, get_engine
 from .errors import ConflictError, NotFoundError, Problem, SpecError
-from .grid import enqueue_grid_points, grid_results
 from .models import StudyRow
 from .optuna_bridge import (
     ATTR_DEVICE_SECONDS,
     ATTR_MODEL_ARTIFACT,
     ATTR_WALL_TIME,
     ATTR_WARM_START,
-    best_trials,
     create_optuna_storage,
-    engine_problems,
-    trial_counts,
     trial_to_dict,
 )
+from .reads import TrialReads
 from .repository import Repository
+from .retrying import RetryingRDBStorage
 from .settings import Settings
-from .spec import SklearnGridEngineSpec, StudySpec, parse_study_spec
+from .spec import StudySpec, parse_study_spec
 from .states import StudyStatus, check_study_transition
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,15 @@ class Services:
         return Repository(self.engine)
 
     @cached_property
-    def storage(self) -> optuna.storages.RDBStorage:
+    def reads(self) -> TrialReads:
+        """Page-sized reads of the study's trials (SQLite: on a read-only engine)."""
+        return TrialReads(
+            create_db_engine(self.settings.database_url, read_only=True),
+            sum_keys=(ATTR_WALL_TIME, ATTR_DEVICE_SECONDS),
+        )
+
+    @cached_property
+    def storage(self) -> RetryingRDBStorage:
         return create_optuna_storage(self.settings.database_url)
 
     @cached_property
@@ -69,6 +76,8 @@ class Services:
             self.engine.dispose()
         if "storage" in self.__dict__:
             self.storage.engine.dispose()
+        if "reads" in self.__dict__:
+            self.reads.engine.dispose()
 
     # --- helpers --------------------------------------------------------------------------
     def study_row(self, study_id: int) -> StudyRow:
@@ -93,7 +102,7 @@ class Services:
             ConflictError: a study with this name exists.
         """
         spec = parse_study_spec(raw)
-        problems = [*engine_problems(spec), *self._dataset_path_problems(spec)]
+        problems = self._dataset_path_problems(spec)
         if problems:
             raise SpecError(problems)
         if self.repo.get_study_by_name(spec.name) is not None:
@@ -112,7 +121,7 @@ class Services:
         try:
             row = self.repo.insert_study(
                 name=spec.name,
-                optuna_study_id=study._study_id,
+                optuna_study_id=self.storage.get_study_id_from_name(spec.name),
                 spec=spec_json,
                 engine_kind=spec.engine.kind,
                 n_trials=spec.budget.n_trials,
@@ -123,8 +132,7 @@ class Services:
             optuna.delete_study(study_name=spec.name, storage=self.storage)
             raise
         study.set_user_attr(STUDY_ATTR_ID, row.id)
-        if isinstance(spec.engine, SklearnGridEngineSpec):
-            enqueue_grid_points(study, spec)
+        get_engine(spec.engine.kind).on_create(study, spec)
         log.info("study %s '%s' queued", row.id, row.name)
         return row
 
@@ -167,19 +175,18 @@ class Services:
         }
 
     def study_detail(self, study_id: int) -> dict[str, Any]:
+        """A study with its trial counts, budget use, totals and best trial(s): aggregates
+        and indexed lookups, so its cost does not grow with the study."""
         row = self.study_row(study_id)
-        study = self.optuna_study(row)
-        trials = study.get_trials(deepcopy=False)
-        best = best_trials(study)
+        view = self.reads.overview(row.optuna_study_id)
+        best = view.best
         counts = self.repo.lease_counts(row.id)
-        wall = sum(float(t.user_attrs.get(ATTR_WALL_TIME, 0.0)) for t in trials)
-        device = sum(float(t.user_attrs.get(ATTR_DEVICE_SECONDS, 0.0)) for t in trials)
         return {
             **self.study_summary(row),
             "spec": row.spec,
             "updated_at": row.updated_at.isoformat(),
-            "directions": [d.name.lower() for d in study.directions],
-            "trial_counts": trial_counts(trials),
+            "directions": [d.name.lower() for d in view.directions],
+            "trial_counts": view.counts,
             "budget": {
                 "n_trials": row.n_trials,
                 "handed_out": counts.used,
@@ -191,35 +198,32 @@ class Services:
             "best_trials": [_best_summary(t) for t in best] if len(best) > 1 else None,
             "evaluation_state": row.evaluation_state,
             "evaluation": row.evaluation,
-            "total_trial_seconds": wall,
-            "total_device_seconds": device,
+            "total_trial_seconds": view.sums[ATTR_WALL_TIME],
+            "total_device_seconds": view.sums[ATTR_DEVICE_SECONDS],
         }
 
     def list_trials(
         self, study_id: int, *, state: str | None = None, limit: int = 100, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int]:
+        """One page of trials, ordered by number, cut by the database."""
         row = self.study_row(study_id)
-        study = self.optuna_study(row)
-        states = None
-        if state is not None:
-            states = (TrialState[state.upper()],)
-        trials = study.get_trials(deepcopy=False, states=states)
-        workers = self.repo.trial_workers(row.id)
-        page = trials[offset : offset + limit]
+        states = None if state is None else (TrialState[state.upper()],)
+        page, count, workers = self.reads.page(
+            row.optuna_study_id, states=states, limit=limit, offset=offset, study_id=row.id
+        )
         out = []
         for t in page:
             d = trial_to_dict(t)
             d["worker"] = d["worker"] or workers.get(t.number)
             out.append(d)
-        return out, len(trials)
+        return out, count
 
     def best(self, study_id: int) -> dict[str, Any]:
         """Raises:
         NotFoundError: unknown study, or no trial has finished yet.
         """
         row = self.study_row(study_id)
-        study = self.optuna_study(row)
-        best = best_trials(study)
+        best = self.reads.best(row.optuna_study_id)
         if not best:
             raise NotFoundError(f"study {study_id} has no finished trial yet")
         trials = [trial_to_dict(t) for t in best]
@@ -237,18 +241,25 @@ class Services:
         return result
 
     def grid(self, study_id: int) -> dict[str, Any]:
-        """A grid study's results in ``GridSearchCV``'s shape: ``cv_results_``,
-        ``best_params_``, ``best_score_``, ``best_index_``.
+        """The engine's own results view: for a grid study, ``GridSearchCV``'s shape
+        (``cv_results_``, ``best_params_``, ``best_score_``, ``best_index_``).
 
         Raises:
-            NotFoundError: unknown study, or not an ``sklearn_grid`` study.
+            NotFoundError: unknown study, or its engine has no results view.
         """
         row = self.study_row(study_id)
         spec = StudySpec.model_validate(row.spec)
-        if not isinstance(spec.engine, SklearnGridEngineSpec):
-            raise NotFoundError(f"study {study_id} is not an sklearn_grid study")
-        trials = self.optuna_study(row).get_trials(deepcopy=False)
-        return {"study_id": row.id, "status": row.status, **grid_results(spec, trials)}
+        try:
+            engine = get_engine(row.engine_kind)
+        except UnknownEngineError as exc:
+            raise NotFoundError(f"study {study_id}: {exc}") from exc
+        results = engine.results(spec, self.optuna_study(row).get_trials(deepcopy=False))
+        if results is None:
+            raise NotFoundError(
+                f"study {study_id} is not a grid study (its '{row.engine_kind}' engine has no "
+                "grid results)"
+            )
+        return {"study_id": row.id, "status": row.status, **results}
 
     def best_model(self, study_id: int) -> tuple[str, bytes]:
         """The best trial's saved ``.keras`` file: (file name, bytes).
