@@ -31,6 +31,25 @@ PG_ADMIN_URL = os.environ.get(
     "TUNER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 
+#: The benchmarks' fixed model (the issue's): 2 conv blocks x 16 filters, batch norm, GAP,
+#: Dense 64, Adam 1e-3, batch 32, every epoch run (no early stopping).
+SMALL_CNN: dict[str, Any] = {
+    "conv_blocks": 2,
+    "convs_per_block": 1,
+    "filters": 16,
+    "kernel_size": 3,
+    "batch_norm": True,
+    "head": "gap",
+    "dense_layers": 1,
+    "dense_units": 64,
+    "dropout": 0.2,
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "lr_schedule": "constant",
+    "batch_size": 32,
+    "early_stopping_patience": 0,
+}
+
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"

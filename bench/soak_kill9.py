@@ -47,6 +47,8 @@ from processes import (
 from support import tiny_spec
 
 HEARTBEAT_S, GRACE_S = 0.5, 3.0
+
+
 def victim(server: ApiServer, sid: int, procs: dict[int, Any], epochs: int
            ) -> tuple[int, int] | None:
     """(pid, trial number) of one of our workers in the middle of its trial."""
@@ -82,10 +84,9 @@ def main() -> int:
     }
     kills: list[tuple[int, datetime]] = []  # (trial number, when)
     t0 = time.perf_counter()
-    with (
-        tempfile.TemporaryDirectory() as d,
-        _common.fresh_database("postgres" if args.postgres else "sqlite", Path(d), "tuner") as url,
-    ):
+    with tempfile.TemporaryDirectory() as d, _common.fresh_database(
+        "postgres" if args.postgres else "sqlite", Path(d), "soak"
+    ) as url:
         logs = Path(d)
         db = "PostgreSQL" if args.postgres else "SQLite"
         print(f"{db}, {args.workers} workers (stand-in trainer: {args.epochs} epochs x "

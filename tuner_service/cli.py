@@ -50,7 +50,7 @@ def _fail(msg: str) -> None:
 def migrate(
     database_url: str | None = DbOpt,
     check: bool = typer.Option(
-        False, "--check", help="Change nothing: exit 0 when the schema is current, else 1."
+        False, "--check", help="Change nothing: exit 0 when the schema is current, else 2."
     ),
     wait: float = typer.Option(
         0.0, min=0.0, help="With --check: keep checking this many seconds (an init container "

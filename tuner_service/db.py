@@ -9,12 +9,15 @@ read an older snapshot); the server must know ``SKIP LOCKED`` (MariaDB 10.6, MyS
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from tenacity import (
     before_sleep_log,
     retry,
@@ -141,6 +144,39 @@ def create_db_engine(url: str, *, read_only: bool = False) -> Engine:
     if is_sqlite(url):
         configure_sqlite(engine, read_only=read_only)
     return engine
+
+
+class utc_now(FunctionElement[datetime]):
+    """The database server's current time, naive UTC, with microseconds where it keeps them.
+
+    Liveness is judged on this one clock (heartbeats written with it, expiry compared with it),
+    so a host whose clock is off neither loses its live work nor hides a dead worker.
+    """
+
+    type = sa.DateTime()
+    inherit_cache = True
+
+
+@compiles(utc_now)
+def _utc_now_default(_element: utc_now, _compiler: Any, **_kw: Any) -> str:
+    return "CURRENT_TIMESTAMP"
+
+
+@compiles(utc_now, "postgresql")
+def _utc_now_pg(_element: utc_now, _compiler: Any, **_kw: Any) -> str:
+    return "(statement_timestamp() AT TIME ZONE 'UTC')"
+
+
+@compiles(utc_now, "mysql")
+@compiles(utc_now, "mariadb")
+def _utc_now_mysql(_element: utc_now, _compiler: Any, **_kw: Any) -> str:
+    return "UTC_TIMESTAMP(6)"
+
+
+@compiles(utc_now, "sqlite")
+def _utc_now_sqlite(_element: utc_now, _compiler: Any, **_kw: Any) -> str:
+    # The format SQLAlchemy stores SQLite datetimes in (text that sorts as time does).
+    return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
 
 
 #: Transient database trouble (restart, network blip): retried with backoff.

@@ -30,6 +30,7 @@ from .optuna_bridge import (
 )
 from .reads import TrialReads
 from .repository import Repository
+from .retrying import RetryingRDBStorage
 from .settings import Settings
 from .spec import StudySpec, parse_study_spec
 from .states import StudyStatus, check_study_transition
@@ -63,7 +64,7 @@ class Services:
         )
 
     @cached_property
-    def storage(self) -> optuna.storages.RDBStorage:
+    def storage(self) -> RetryingRDBStorage:
         return create_optuna_storage(self.settings.database_url)
 
     @cached_property
