@@ -3,13 +3,15 @@
 ``--devices`` (default: every GPU found, else the CPU) decides the shape: GPUs get one child
 process each under a supervisor (:mod:`workers.supervisor`, which never imports TensorFlow);
 the CPU, or an explicit ``--device LABEL`` (what each child runs), gets one worker in this
-process.
+process. ``tuner-worker retrain STUDY_ID ...`` trains a study's best trial again
+(:mod:`workers.retrain_cli`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
@@ -190,7 +192,14 @@ def _run_worker(
 
 
 def main() -> None:
-    app(prog_name="tuner-worker")
+    """``tuner-worker [OPTIONS]`` runs workers; ``tuner-worker retrain ...`` retrains a trial
+    (a subcommand beside the default one, so that the worker's own options stay as they are)."""
+    if sys.argv[1:2] == ["retrain"]:
+        from .retrain_cli import app as retrain_app
+
+        retrain_app(args=sys.argv[2:], prog_name="tuner-worker retrain")
+    else:
+        app(prog_name="tuner-worker")
 
 
 if __name__ == "__main__":
