@@ -14,7 +14,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from .db import configure_sqlite, engine_kwargs, is_sqlite, normalize_url
-from .retrying import RetryingRDBStorage
+from .reads import TrialReads
+from .retrying import RetryingRDBStorage, study_id_of
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -32,6 +33,8 @@ ATTR_WARM_START = "warm_start"
 ATTR_DEVICE_SECONDS = "device_seconds"
 ATTR_PARAM_COUNT = "param_count"
 ATTR_WALL_TIME = "wall_time_s"
+# study attr: the evaluated model's per-class precision/recall and confusion matrix (test split)
+STUDY_ATTR_TEST_CLASSES = "test_per_class"
 # System attributes shared with optuna.storages.RetryFailedTrialCallback.
 SYS_FAILED_TRIAL = "failed_trial"
 SYS_RETRY_HISTORY = "retry_history"
@@ -90,13 +93,6 @@ def trial_to_dict(t: FrozenTrial) -> dict[str, Any]:
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
-def trial_counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    counts = {s.name.lower(): 0 for s in TrialState}
-    for t in trials:
-        counts[t.state.name.lower()] += 1
-    return counts
-
-
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The best trial (single objective) or the Pareto front (several); empty when none."""
     try:
@@ -112,21 +108,24 @@ def retries_used(trial: FrozenTrial) -> int:
     return len(trial.system_attrs.get(SYS_RETRY_HISTORY, []))
 
 
-def requeue_trial(study: optuna.Study, trial: FrozenTrial, *, max_retries: int) -> int | None:
+def requeue_trial(
+    study: optuna.Study, trial: FrozenTrial, *, max_retries: int, reads: TrialReads
+) -> int | None:
     """Add a WAITING copy of ``trial`` (same params), tagged like Optuna's
     ``RetryFailedTrialCallback`` so that its ``retried_trial_number``/``retry_history`` work.
 
     Returns the retry count of the new trial, or ``None`` when ``max_retries`` is spent.
     Idempotent: a copy already added (by another reaper, or an attempt whose answer was lost:
-    see :mod:`tuner_service.retrying`) is not added twice.
+    see :mod:`tuner_service.retrying`) is not added twice (looked up among the study's trials
+    that carry a retry history, not by loading every trial).
     """
     history = [*trial.system_attrs.get(SYS_RETRY_HISTORY, []), trial.number]
     if len(history) > max_retries:
         return None
     keep = {k: v for k, v in trial.user_attrs.items() if k == ATTR_WARM_START}
 
-    for t in study.get_trials(deepcopy=False):
-        if t.system_attrs.get(SYS_RETRY_HISTORY) == history:
+    for _, seen in reads.system_attr_values(study_id_of(study), SYS_RETRY_HISTORY):
+        if seen == history:
             return len(history)
     study.add_trial(
         optuna.trial.create_trial(

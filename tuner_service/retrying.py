@@ -221,3 +221,10 @@ def trial_id_of(trial: optuna.Trial | FrozenTrial) -> int:
     ``storage.get_trial_id_from_study_id_trial_number``, costs a database round trip per trial
     for a value the object already holds, so it is read here, in one place."""
     return int(trial._trial_id)
+
+
+def study_id_of(study: optuna.Study) -> int:
+    """The storage id of a study. Optuna has no public accessor on ``Study`` (``_study_id``);
+    the public path, ``storage.get_study_id_from_name``, costs a database round trip for a
+    value the object already holds, so it is read here, in one place."""
+    return int(study._study_id)

@@ -1,5 +1,6 @@
 """The final evaluation of a completed study: the best trial's saved model, once, on the test
-split. Any worker may do it; a compare-and-set on the study makes sure only one does."""
+split. Any worker may do it; it holds the evaluation like a trial's lease (one holder at a
+time; taken back by the reaper when the holder dies)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import tempfile
 from pathlib import Path
 
 import keras
-import optuna
 
 from tuner_service.engines import get_engine
-from tuner_service.optuna_bridge import ATTR_MODEL_ARTIFACT, best_trials
+from tuner_service.models import StudyRow
+from tuner_service.optuna_bridge import ATTR_MODEL_ARTIFACT, STUDY_ATTR_TEST_CLASSES
 from tuner_service.service import Services
 from tuner_service.spec import StudySpec
-from tuner_service.states import EvaluationState, StudyStatus
+from tuner_service.states import EvaluationState
 
+from .class_metrics import per_class_summary, predicted_labels
 from .datasets import DatasetCache
 from .runtime import clear_session
 
@@ -32,37 +34,39 @@ def load_trial_model(services: Services, artifact_id: str) -> keras.Model:
         return keras.models.load_model(path)
 
 
-def evaluate_pending(services: Services, datasets: DatasetCache) -> int:
-    """Evaluate every completed study whose evaluation is pending; returns how many."""
+def evaluate_pending(services: Services, datasets: DatasetCache, worker_id: str) -> int:
+    """Evaluate every completed study whose evaluation is pending (an indexed lookup, not a
+    walk over every completed study); returns how many.
+
+    Each evaluation is held like a trial's lease: taken by compare-and-set for this worker,
+    which keeps it while its heartbeat runs; if the worker dies, the reaper gives it back and
+    another worker redoes it. A result for an evaluation taken back meanwhile is dropped.
+    """
     repo = services.repo
     n = 0
-    for row in repo.studies_with_status((StudyStatus.COMPLETED,)):
-        if row.evaluation_state != EvaluationState.PENDING.value:
-            continue
-        if not repo.set_evaluation(row.id, target=EvaluationState.RUNNING):
+    for row in services.reads.pending_evaluations():
+        if not repo.take_evaluation(row.id, worker_id):
             continue  # another worker took it
+        target, evaluation = EvaluationState.DONE, {}
         try:
-            evaluation = _evaluate(services, datasets, row.name, StudySpec.model_validate(row.spec))
-            repo.set_evaluation(row.id, target=EvaluationState.DONE, evaluation=evaluation)
+            evaluation = _evaluate(services, datasets, row, StudySpec.model_validate(row.spec))
             log.info("study %s: best trial evaluated on the test split: %s", row.id, evaluation)
         except Exception as exc:  # the evaluation fails, the worker goes on
             log.exception("study %s: final evaluation failed", row.id)
-            repo.set_evaluation(
-                row.id,
-                target=EvaluationState.FAILED,
-                evaluation={"error": f"{type(exc).__name__}: {exc}"},
-            )
+            target, evaluation = EvaluationState.FAILED, {"error": f"{type(exc).__name__}: {exc}"}
         finally:
             clear_session()
+        if not repo.end_evaluation(row.id, worker_id, target, evaluation):
+            log.warning("study %s: the evaluation was taken back meanwhile; result dropped",
+                        row.id)
         n += 1
     return n
 
 
-def _evaluate(services: Services, datasets: DatasetCache, name: str, spec: StudySpec) -> dict:
-    study = optuna.load_study(study_name=name, storage=services.storage)
-    if len(study.directions) > 1:
+def _evaluate(services: Services, datasets: DatasetCache, row: StudyRow, spec: StudySpec) -> dict:
+    if spec.is_multi_objective:
         return {"skipped": "several objectives: no single best model to evaluate"}
-    best = best_trials(study)
+    best = services.reads.best(row.optuna_study_id)
     if not best:
         return {"skipped": "no trial completed"}
     trial = best[0]
@@ -77,6 +81,11 @@ def _evaluate(services: Services, datasets: DatasetCache, name: str, spec: Study
         return {"trial_number": trial.number, "skipped": "the dataset has no test split"}
     model = load_trial_model(services, artifact_id)
     metrics = model.evaluate(dataset.x_test, dataset.y_test, verbose=0, return_dict=True)
+    predicted = predicted_labels(model.predict(dataset.x_test, verbose=0))
+    per_class = per_class_summary(dataset.y_test, predicted, dataset.n_classes)
+    services.storage.set_study_user_attr(
+        row.optuna_study_id, STUDY_ATTR_TEST_CLASSES, {"trial_number": trial.number, **per_class}
+    )
     return {
         "trial_number": trial.number,
         "test_metrics": {f"test_{k}": float(v) for k, v in metrics.items()},

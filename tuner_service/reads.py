@@ -1,0 +1,407 @@
+"""Reads of a study's trials whose cost follows the page, not the study.
+
+Every query of Optuna's tables that the control plane runs on a read path lives here: state
+counts, totals of the trials' recorded seconds, the best trial(s) and one page of trials, each
+cut or aggregated by the database (``GROUP BY``, ``SUM``, ``ORDER BY number LIMIT/OFFSET``,
+``ORDER BY value LIMIT 1``), with the page's parameters, values, intermediate values and
+attributes fetched for that page's trials only. They use the indexes of Alembic revision 0004
+and the table declarations of :mod:`tuner_service.optuna_tables`. Rows become ``FrozenTrial``
+exactly as ``RDBStorage`` builds them, so :func:`tuner_service.optuna_bridge.trial_to_dict`
+shows them unchanged.
+
+On SQLite these run on an engine whose transactions are plain (deferred) ``BEGIN``: readers
+take no write lock and, under WAL, never wait for a worker's write.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from .db import db_retry
+from .models import LeaseRow, StudyRow
+from .optuna_tables import (
+    STUDY_DIRECTIONS,
+    TRIAL_ROWS,
+    TRIAL_SYSTEM_ATTRS,
+    TRIAL_USER_ATTRS,
+    TRIAL_VALUES,
+    TRIALS,
+    frozen_trials,
+    state_of,
+    stored_value,
+    trials_from_rows,
+)
+from .states import StudyStatus
+from .trial_aggregates import (
+    Folded,
+    FoldedDurations,
+    Histogram,
+    Point,
+    TailTrial,
+    add_sums,
+    keep_best,
+    to_loss,
+)
+
+_FINISHED = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
+
+
+@dataclass(frozen=True)
+class StudyOverview:
+    """What a study's summary shows, read in one snapshot."""
+
+    directions: list[StudyDirection]
+    counts: dict[str, int]  # every TrialState, lower-case names
+    sums: dict[str, float]  # user attribute key -> sum over the study's trials
+    best: list[FrozenTrial]  # see TrialReads.best
+
+
+@dataclass(frozen=True)
+class FleetTrials:
+    """What ``/metrics`` reports of the trials of every study of the service."""
+
+    by_state: dict[str, int]  # Optuna TrialState names
+    durations: Histogram  # finished trials, start to end
+
+
+class TrialReads:
+    """Read-only queries of Optuna's trial tables (and our lease rows) for one engine.
+
+    Keeps, per study, a :class:`Folded` summary (sums, best trial(s)) of the finished trials
+    it has seen; a read looks only at the trials created since and those it saw unfinished.
+    Each read checks the summary against the study's trial count (``GROUP BY state`` on an
+    index) and rebuilds it when they disagree (a trial committed late below the ids already
+    seen, a study replaced), so it is never stale. The same for ``/metrics``' histogram.
+    """
+
+    def __init__(self, engine: Engine, *, sum_keys: Sequence[str] = ()) -> None:
+        """``sum_keys``: numeric user attributes that :meth:`overview` sums."""
+        self.engine = engine
+        self.sum_keys = tuple(sum_keys)
+        self._folded: dict[int, Folded] = {}
+        self._durations: FoldedDurations | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """One transaction, one snapshot on an engine from ``create_db_engine(read_only=True)``
+        (SQLite's deferred ``BEGIN`` under WAL; elsewhere ``REPEATABLE READ``)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # --- aggregates -----------------------------------------------------------------------
+    @db_retry()
+    def overview(self, optuna_study_id: int) -> StudyOverview:
+        """Directions, trials by state (``GROUP BY state`` on an index), the sums of the
+        ``sum_keys`` user attributes and the best trial(s), in one snapshot; only the trials
+        this process has not seen finished are read."""
+        with self._read() as conn:
+            directions = _directions(conn, optuna_study_id)
+            counts = _state_counts(conn, optuna_study_id)
+            with self._lock:
+                cached = self._folded.get(optuna_study_id)
+            if cached is not None and cached.directions == tuple(directions):
+                folded = cached.extend(_tail(conn, optuna_study_id, cached, self.sum_keys))
+            else:
+                folded = None
+            if folded is None or folded.n + len(folded.pending) != sum(counts.values()):
+                folded = _fold_study(conn, optuna_study_id, directions, self.sum_keys)
+            with self._lock:
+                if len(self._folded) > 1000:  # studies read by this process: keep it bounded
+                    self._folded.clear()
+                self._folded[optuna_study_id] = folded
+            running = _tail_sums(conn, folded.pending, self.sum_keys)
+            return StudyOverview(
+                directions=directions,
+                counts=counts,
+                sums=add_sums(folded.sums, running.values()),
+                best=frozen_trials(conn, [p.trial_id for p in folded.best]),
+            )
+
+    @db_retry(max_wait_s=5.0)  # a scrape has a deadline: fail fast, report the outage
+    def fleet_trials(self, bounds: Sequence[float]) -> FleetTrials:
+        """Trials of the service's studies by state (``GROUP BY state``), and the histogram
+        of the finished ones' durations, extended by the trials not seen finished before
+        (checked against the counts like :meth:`overview`)."""
+        t = TRIALS.c
+        ours = TRIALS.join(StudyRow, StudyRow.optuna_study_id == t.study_id)
+        with self._read() as conn:
+            states = {
+                state_of(st).name: int(n)
+                for st, n in conn.execute(
+                    sa.select(t.state, sa.func.count()).select_from(ours).group_by(t.state)
+                )
+            }
+            with self._lock:
+                cached = self._durations
+            folded = None
+            if cached is not None and cached.histogram.bounds == tuple(bounds):
+                folded = _fold_durations(conn, cached)
+            if folded is None or folded.n + len(folded.pending) != sum(states.values()):
+                empty = Histogram.of(bounds, ())
+                folded = _fold_durations(conn, FoldedDurations(0, frozenset(), 0, empty))
+            with self._lock:
+                self._durations = folded
+        return FleetTrials(by_state=states, durations=folded.histogram)
+
+    # --- pages ----------------------------------------------------------------------------
+    @db_retry()
+    def page(
+        self,
+        optuna_study_id: int,
+        *,
+        states: Sequence[TrialState] | None = None,
+        limit: int,
+        offset: int,
+        study_id: int | None = None,
+    ) -> tuple[list[FrozenTrial], int, dict[int, str]]:
+        """Trials ordered by number, ``limit`` from ``offset`` (optionally of some states
+        only), how many trials match in all, and (given our ``study_id``) trial number -> the
+        worker of its latest lease for the page's trials: four queries, one snapshot."""
+        t = TRIALS.c
+        where = [t.study_id == optuna_study_id]
+        if states is not None:
+            where.append(t.state.in_(list(states)))
+        page_q = TRIAL_ROWS.where(*where).order_by(t.number).limit(limit).offset(offset)
+        count_q = sa.select(sa.func.count()).select_from(TRIALS).where(*where)
+        with self._read() as conn:
+            trials = trials_from_rows(conn, conn.execute(page_q).all())
+            total = int(conn.scalar(count_q) or 0)
+            workers = {} if study_id is None else _workers_of(conn, study_id, trials)
+            return trials, total, workers
+
+    # --- best -----------------------------------------------------------------------------
+    @db_retry()
+    def best(self, optuna_study_id: int) -> list[FrozenTrial]:
+        """The best COMPLETE trial (one objective; ties go to the lowest number) or the Pareto
+        front (several), as in :meth:`overview`; empty when no trial completed."""
+        return self.overview(optuna_study_id).best
+
+    # --- retries --------------------------------------------------------------------------
+    @db_retry()
+    def system_attr_values(self, optuna_study_id: int, key: str) -> list[tuple[int, Any]]:
+        """``(trial number, value)`` of every trial of the study that has system attribute
+        ``key`` (e.g. ``retry_history``), ordered by number."""
+        t, a = TRIALS.c, TRIAL_SYSTEM_ATTRS.c
+        q = (
+            sa.select(t.number, a.value_json)
+            .select_from(TRIALS.join(TRIAL_SYSTEM_ATTRS, a.trial_id == t.trial_id))
+            .where(t.study_id == optuna_study_id, a.key == key)
+            .order_by(t.number)
+        )
+        with self._read() as conn:
+            return [(int(n), json.loads(v)) for n, v in conn.execute(q)]
+
+    # --- our lease rows -------------------------------------------------------------------
+    @db_retry()
+    def pending_evaluations(self) -> list[StudyRow]:
+        """Completed studies whose final evaluation is pending (an indexed lookup; usually
+        none), instead of every completed study."""
+        q = sa.select(StudyRow).where(
+            StudyRow.evaluation_state == "pending",
+            StudyRow.status == StudyStatus.COMPLETED.value,
+        )
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
+            return list(s.scalars(q.order_by(StudyRow.id)))
+
+
+def _workers_of(conn: Connection, study_id: int, trials: Sequence[FrozenTrial]) -> dict[int, str]:
+    """trial number -> the worker that holds or held it (latest lease), for ``trials``."""
+    if not trials:
+        return {}
+    q = (
+        sa.select(LeaseRow.trial_number, LeaseRow.worker_id)
+        .where(LeaseRow.study_id == study_id, LeaseRow.trial_number.in_([t.number for t in trials]))
+        .order_by(LeaseRow.id)
+    )
+    return {int(n): str(w) for n, w in conn.execute(q).all() if n is not None}
+
+
+def _directions(conn: Connection, optuna_study_id: int) -> list[StudyDirection]:
+    d = STUDY_DIRECTIONS.c
+    q = sa.select(d.direction).where(d.study_id == optuna_study_id).order_by(d.objective)
+    return [v if isinstance(v, StudyDirection) else StudyDirection[v] for v in conn.scalars(q)]
+
+
+def _state_counts(conn: Connection, optuna_study_id: int) -> dict[str, int]:
+    t = TRIALS.c
+    q = sa.select(t.state, sa.func.count()).where(t.study_id == optuna_study_id).group_by(t.state)
+    counts = {s.name.lower(): 0 for s in TrialState}
+    for st, n in conn.execute(q):
+        counts[state_of(st).name.lower()] = int(n)
+    return counts
+
+
+def _fold_study(
+    conn: Connection,
+    optuna_study_id: int,
+    directions: Sequence[StudyDirection],
+    sum_keys: Sequence[str],
+) -> Folded:
+    """The study's finished trials summed and ranked by the database (``SUM``, ``ORDER BY
+    value LIMIT 1``, or the values alone for a Pareto front): once per study and process."""
+    t = TRIALS.c
+    mine = t.study_id == optuna_study_id
+    last = conn.scalar(sa.select(sa.func.max(t.trial_id)).where(mine))
+    upto = 0 if last is None else int(last) + 1
+    unfinished = [TrialState.RUNNING, TrialState.WAITING]
+    pending = conn.scalars(sa.select(t.trial_id).where(mine, t.state.in_(unfinished)))
+    finished = [mine, t.trial_id < upto, t.state.in_(_FINISHED)]
+    n = conn.scalar(sa.select(sa.func.count()).select_from(TRIALS).where(*finished))
+    return Folded(
+        upto=upto,
+        pending=frozenset(int(i) for i in pending),
+        n=int(n or 0),
+        sums=_attr_sums(conn, finished, sum_keys),
+        best=keep_best(_best_points(conn, finished, directions), len(directions)),
+        directions=tuple(directions),
+    )
+
+
+def _fold_durations(conn: Connection, folded: FoldedDurations) -> FoldedDurations:
+    """Extend the fleet's duration histogram by the trials from ``upto`` on and the pending
+    ones (all of them, from an empty one)."""
+    t = TRIALS.c
+    cols = sa.select(t.trial_id, t.state, t.datetime_start, t.datetime_complete).select_from(
+        TRIALS.join(StudyRow, StudyRow.optuna_study_id == t.study_id)
+    )
+    rows = [*conn.execute(cols.where(t.trial_id >= folded.upto))]
+    if folded.pending:
+        rows += conn.execute(cols.where(t.trial_id.in_(sorted(folded.pending))))
+    done = [r for r in rows if state_of(r[1]).is_finished()]
+    seconds = [
+        (end - start).total_seconds()
+        for _, _, start, end in done
+        if isinstance(start, datetime) and isinstance(end, datetime)
+    ]
+    return FoldedDurations(
+        upto=max([folded.upto, *(int(r[0]) + 1 for r in rows)]),
+        pending=frozenset(int(r[0]) for r in rows if not state_of(r[1]).is_finished()),
+        n=folded.n + len(done),
+        histogram=folded.histogram.add(seconds),
+    )
+
+
+def _attr_sums(
+    conn: Connection, where: list[sa.ColumnElement[bool]], keys: Sequence[str]
+) -> dict[str, float]:
+    """``SUM`` of numeric user attributes per key over the trials ``where`` selects (Optuna
+    stores them as JSON text; the service writes these keys as JSON numbers)."""
+    sums = dict.fromkeys(keys, 0.0)
+    if not keys:
+        return sums
+    t, a = TRIALS.c, TRIAL_USER_ATTRS.c
+    q = (
+        sa.select(a.key, sa.func.sum(sa.cast(a.value_json, sa.Float)))
+        .select_from(TRIALS.join(TRIAL_USER_ATTRS, a.trial_id == t.trial_id))
+        .where(*where, a.key.in_(list(keys)))
+        .group_by(a.key)
+    )
+    for key, total in conn.execute(q):
+        sums[key] = float(total or 0.0)
+    return sums
+
+
+def _best_points(
+    conn: Connection, where: list[sa.ColumnElement[bool]], directions: Sequence[StudyDirection]
+) -> list[Point]:
+    """One objective: the best COMPLETE trial by ``ORDER BY value LIMIT 1`` (Optuna's order,
+    as ``RDBStorage.get_best_trial``: -inf < finite < +inf). Several: every COMPLETE trial's
+    values (the front needs them all, but only the values are read)."""
+    t, v = TRIALS.c, TRIAL_VALUES.c
+    q = (
+        sa.select(t.trial_id, t.number, v.objective, v.value, v.value_type)
+        .select_from(TRIALS.join(TRIAL_VALUES, v.trial_id == t.trial_id))
+        .where(*where, t.state == TrialState.COMPLETE)
+    )
+    if len(directions) == 1:
+        rank = sa.case((v.value_type == "INF_NEG", -1), (v.value_type == "INF_POS", 1), else_=0)
+        maximize = directions[0] == StudyDirection.MAXIMIZE
+        q = q.where(v.objective == 0).order_by(
+            rank.desc() if maximize else rank.asc(),
+            v.value.desc() if maximize else v.value.asc(),
+            t.number,
+        ).limit(1)
+    return _points(conn.execute(q), directions)
+
+
+def _points(rows: Iterable[Any], directions: Sequence[StudyDirection]) -> list[Point]:
+    """Rows ``(trial_id, number, objective, value, value_type)`` -> one Point per trial that
+    has every objective's value."""
+    by_trial: dict[int, tuple[int, dict[int, float]]] = {}
+    for tid, number, objective, value, vtype in rows:
+        values = by_trial.setdefault(int(tid), (int(number), {}))[1]
+        values[int(objective)] = stored_value(value, vtype)
+    n_obj = len(directions)
+    return [
+        Point(to_loss([vals[k] for k in range(n_obj)], directions), number, tid)
+        for tid, (number, vals) in by_trial.items()
+        if all(k in vals for k in range(n_obj))
+    ]
+
+
+def _tail(
+    conn: Connection, optuna_study_id: int, folded: Folded, sum_keys: Sequence[str]
+) -> list[TailTrial]:
+    """The study's trials from ``folded.upto`` on and its pending ones, with their sums and
+    values (few: the running ones and those created since the last read)."""
+    t = TRIALS.c
+    cols = sa.select(t.trial_id, t.number, t.state)
+    rows = [*conn.execute(cols.where(t.study_id == optuna_study_id, t.trial_id >= folded.upto))]
+    if folded.pending:
+        rows += conn.execute(cols.where(t.trial_id.in_(sorted(folded.pending))))
+    if not rows:
+        return []
+    sums = _tail_sums(conn, [int(r[0]) for r in rows], sum_keys)
+    complete = [int(r[0]) for r in rows if state_of(r[2]) == TrialState.COMPLETE]
+    pts: dict[int, Point] = {}
+    if complete:
+        v = TRIAL_VALUES.c
+        q = (
+            sa.select(t.trial_id, t.number, v.objective, v.value, v.value_type)
+            .select_from(TRIALS.join(TRIAL_VALUES, v.trial_id == t.trial_id))
+            .where(t.trial_id.in_(complete))
+        )
+        pts = {p.trial_id: p for p in _points(conn.execute(q), folded.directions)}
+    return [
+        TailTrial(int(tid), int(number), state_of(state), sums[int(tid)], pts.get(int(tid)))
+        for tid, number, state in rows
+    ]
+
+
+def _tail_sums(
+    conn: Connection, trial_ids: Iterable[int], sum_keys: Sequence[str]
+) -> dict[int, dict[str, float]]:
+    """trial id -> its ``sum_keys`` user attributes (numbers), for a few trials."""
+    ids = sorted(trial_ids)
+    sums: dict[int, dict[str, float]] = {i: {} for i in ids}
+    if ids and sum_keys:
+        a = TRIAL_USER_ATTRS.c
+        for tid, key, raw in conn.execute(
+            sa.select(a.trial_id, a.key, a.value_json).where(
+                a.trial_id.in_(ids), a.key.in_(list(sum_keys))
+            )
+        ):
+            sums[tid][key] = _number(raw)
+    return sums
+
+
+def _number(raw: str | None) -> float:
+    """A JSON number as stored by Optuna (anything else counts 0, as SQL's CAST would)."""
+    try:
+        v = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return 0.0
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
