@@ -142,4 +142,6 @@ def canonical(hp: HyperParameter, value: Any) -> Any:
 
 def on_float_grid(low: float, step: float, value: float) -> bool:
     ratio = (value - low) / step
+    if not math.isfinite(ratio):  # a step so small the grid has no countable points
+        return False
     return abs(ratio - round(ratio)) <= _FLOAT_REL_TOL * max(1.0, abs(ratio))

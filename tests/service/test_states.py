@@ -141,11 +141,19 @@ def test_evaluation_moves(services: Services) -> None:
         assert repo.complete_if_done(sid) == "budget spent"
         assert repo.get_study(sid).evaluation_state == EVALUATIONS.initial.value  # type: ignore[union-attr]
         # forbidden: a pending evaluation cannot be done before a worker took it
-        assert not repo.set_evaluation(sid, target=end)
-        assert repo.set_evaluation(sid, target=EvaluationState.RUNNING)
+        assert not repo.end_evaluation(sid, "w", end, {"x": 1})
+        assert repo.take_evaluation(sid, "w")
         done.add((EvaluationState.PENDING, EvaluationState.RUNNING))
-        assert not repo.set_evaluation(sid, target=EvaluationState.RUNNING)  # taken once
-        assert repo.set_evaluation(sid, target=end, evaluation={"x": 1})
+        assert not repo.take_evaluation(sid, "w")  # taken once
+        if end is EvaluationState.DONE:  # its worker lost: the reaper gives it back
+            _force(repo, WorkerRow, "w", status=WorkerStatus.DEAD.value)
+            assert repo.take_back_evaluations(repo.database_time(), max_attempts=3) == [
+                (sid, EvaluationState.PENDING)]
+            done.add((EvaluationState.RUNNING, EvaluationState.PENDING))
+            _force(repo, WorkerRow, "w", status=WorkerStatus.ALIVE.value)
+            assert repo.take_evaluation(sid, "w")
+        assert not repo.end_evaluation(sid, "other", end, {"x": 1})  # not its holder
+        assert repo.end_evaluation(sid, "w", end, {"x": 1})
         done.add((EvaluationState.RUNNING, end))
         assert repo.get_study(sid).evaluation_state == end.value  # type: ignore[union-attr]
     assert done == set(EVALUATIONS.transitions())

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from ..db import db_retry
 from ..models import StudyRow
-from ..states import EVALUATIONS, STUDIES, EvaluationState, StudyStatus
+from ..states import STUDIES, StudyStatus
 from .base import RepositoryBase, utcnow
 
 
@@ -114,30 +114,6 @@ class StudiesMixin(RepositoryBase):
                 sa.update(StudyRow)
                 .where(StudyRow.id == study_id)
                 .where(StudyRow.status.in_([e.value for e in expected]))
-                .values(**values)
-            )
-            return bool(res.rowcount)  # type: ignore[attr-defined]
-
-    @db_retry()
-    def set_evaluation(
-        self,
-        study_id: int,
-        *,
-        target: EvaluationState,
-        evaluation: dict[str, Any] | None = None,
-    ) -> bool:
-        """Compare-and-set of the final evaluation's state (one worker evaluates), from every
-        state the table (:data:`EVALUATIONS`) lets move to ``target``. False when the
-        evaluation was in none of them (another worker took it)."""
-        expected = [e.value for e in EVALUATIONS.sources(target)]
-        values: dict[str, Any] = {"evaluation_state": target.value, "updated_at": utcnow()}
-        if evaluation is not None:
-            values["evaluation"] = evaluation
-        with self.session() as s:
-            res = s.execute(
-                sa.update(StudyRow)
-                .where(StudyRow.id == study_id)
-                .where(StudyRow.evaluation_state.in_(expected))
                 .values(**values)
             )
             return bool(res.rowcount)  # type: ignore[attr-defined]
