@@ -58,9 +58,6 @@ from tuner_service.optuna_tables import (
     TRIALS,
 )
 
-PG_ADMIN_URL = os.environ.get(
-    "TUNER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SPEC = json.loads((_common.REPO_ROOT / "examples" / "digits_optuna.json").read_text())
 EPOCHS = 10
 DISTS = {
@@ -251,26 +248,6 @@ def time_endpoints(base: str, paths: dict[str, str], requests: int, clients: int
     return out
 
 
-@contextmanager
-def database(kind: str, tmp: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield _common.sqlite_url(tmp / "latency.db")
-        return
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"tuner_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
-            ), {"n": name})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=10_000)
@@ -285,7 +262,10 @@ def main() -> None:
 
     print(f"# {_common.versions(with_tf=False)}; load average {os.getloadavg()}")
     for kind in args.db.split(","):
-        with tempfile.TemporaryDirectory() as d, database(kind, Path(d)) as url:
+        with (
+            tempfile.TemporaryDirectory() as d,
+            _common.fresh_database(kind, Path(d), "latency") as url,
+        ):
             upgrade(url)
             services = Services(Settings(database_url=url, _env_file=None))  # type: ignore[call-arg]
             t = time.perf_counter()

@@ -125,7 +125,7 @@ def writer(base: str, which: int, sid: int, other: int, deadline: float, rec: Re
 
 def run(db: str, seconds: float) -> tuple[list[str], bool]:
     with tempfile.TemporaryDirectory() as d, _common.fresh_database(
-            Path(d), db == "postgres") as url, api_server(url, Path(d), **SETTINGS) as server:
+            db, Path(d), "load") as url, api_server(url, Path(d), **SETTINGS) as server:
         sid = server.post("/studies", cheap("load-main", 100_000)).json()["id"]
         other = server.post("/studies", cheap("load-other", 100_000)).json()["id"]
         workers = [start_fake_worker(url, Path(d), f"w{i}", **SETTINGS) for i in range(2)]

@@ -84,7 +84,9 @@ def main() -> int:
     }
     kills: list[tuple[int, datetime]] = []  # (trial number, when)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as d, _common.fresh_database(Path(d), args.postgres) as url:
+    with tempfile.TemporaryDirectory() as d, _common.fresh_database(
+        "postgres" if args.postgres else "sqlite", Path(d), "soak"
+    ) as url:
         logs = Path(d)
         db = "PostgreSQL" if args.postgres else "SQLite"
         print(f"{db}, {args.workers} workers (stand-in trainer: {args.epochs} epochs x "

@@ -132,9 +132,15 @@ def configure_sqlite(engine: Engine, *, read_only: bool = False) -> None:
 
 
 def create_db_engine(url: str, *, read_only: bool = False) -> Engine:
-    """``read_only``: for an engine that only reads (SQLite: deferred transactions)."""
+    """``read_only``: for an engine that only reads. SQLite: deferred transactions. Elsewhere
+    each transaction is one ``REPEATABLE READ`` snapshot, set once per connection, and no
+    pre-ping round trip (its callers retry transient errors, and SQLAlchemy drops a pool's
+    connections when one of them turns out to be disconnected)."""
     url = normalize_url(url)
-    engine = sa.create_engine(url, **engine_kwargs(url))
+    kw = engine_kwargs(url)
+    if read_only and not is_sqlite(url):
+        kw.update(isolation_level="REPEATABLE READ", pool_pre_ping=False)
+    engine = sa.create_engine(url, **kw)
     if is_sqlite(url):
         configure_sqlite(engine, read_only=read_only)
     return engine

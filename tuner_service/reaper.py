@@ -21,7 +21,7 @@ from .optuna_bridge import ATTR_FAIL_REASON, SYS_RETRY_HISTORY, requeue_trial, r
 from .queue import maybe_complete
 from .reads import TrialReads
 from .repository import Lease, Repository
-from .retrying import RETRY_MAX_BACKOFF_S, with_retry
+from .retrying import RETRY_MAX_BACKOFF_S, RetryingRDBStorage, trial_id_of
 from .states import LeaseState, StudyStatus
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Reaper:
     def __init__(
         self,
         repo: Repository,
-        storage: optuna.storages.BaseStorage,
+        storage: RetryingRDBStorage,
         *,
         grace_period: float,
         max_retries: int,
@@ -119,7 +119,7 @@ class Reaper:
         study_row = self.repo.get_study(study_id)
         if study_row is None:
             return
-        trial = with_retry(self.storage.get_trial, trial_id)
+        trial = self.storage.get_trial(trial_id)
         if trial.state != TrialState.RUNNING:
             self._finished_meanwhile(study_id, trial)
             return
@@ -128,12 +128,12 @@ class Reaper:
         if gives_up:
             reason = f"{reason}; gave up after {self.max_retries} retries"
         try:
-            with_retry(self.storage.set_trial_user_attr, trial_id, ATTR_FAIL_REASON, reason)
+            self.storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
             # Optuna's own compare-and-set: False or an error when the worker finished first.
-            if not with_retry(self.storage.set_trial_state_values, trial_id, TrialState.FAIL):
+            if not self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
                 return
         except optuna.exceptions.UpdateFinishedTrialError:
-            self._finished_meanwhile(study_id, with_retry(self.storage.get_trial, trial_id))
+            self._finished_meanwhile(study_id, self.storage.get_trial(trial_id))
             return
         if final:
             return
@@ -143,10 +143,10 @@ class Reaper:
             return
         if _engine_retries_itself(study_row.engine_kind):
             return  # the engine sends the lost trial back itself (and frees its budget)
-        study = with_retry(optuna.load_study, study_name=study_row.name, storage=self.storage)
+        study = optuna.load_study(study_name=study_row.name, storage=self.storage)
         retry = requeue_trial(
             study,
-            with_retry(self.storage.get_trial, trial_id),
+            self.storage.get_trial(trial_id),
             max_retries=self.max_retries,
             reads=self.reads,
         )
@@ -168,7 +168,7 @@ class Reaper:
         ):
             if trial.number in history:
                 return
-        self.repo.count_lost_lease_as_finished(study_id, trial._trial_id)
+        self.repo.count_lost_lease_as_finished(study_id, trial_id_of(trial))
 
     def _orphans(self, study_id: int) -> int:
         """RUNNING trials that no active lease holds (a worker died between asking Optuna for
@@ -187,19 +187,19 @@ class Reaper:
         # monotonic clock).
         now = time.monotonic()
         n = 0
-        for t in with_retry(
-            self.storage.get_all_trials,
+        for t in self.storage.get_all_trials(
             row.optuna_study_id,
             deepcopy=False,
             states=(TrialState.RUNNING,),
         ):
-            if t._trial_id in held:
-                self._unheld_since.pop(t._trial_id, None)
+            tid = trial_id_of(t)
+            if tid in held:
+                self._unheld_since.pop(tid, None)
                 continue
-            if now - self._unheld_since.setdefault(t._trial_id, now) < self.grace_period:
+            if now - self._unheld_since.setdefault(tid, now) < self.grace_period:
                 continue
-            self._unheld_since.pop(t._trial_id, None)
-            self._fail_and_requeue(study_id, t._trial_id, "trial orphaned (no worker holds it)")
+            self._unheld_since.pop(tid, None)
+            self._fail_and_requeue(study_id, tid, "trial orphaned (no worker holds it)")
             n += 1
         return n
 

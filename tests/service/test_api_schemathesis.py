@@ -38,6 +38,7 @@ OPERATIONS = [
     "GET /studies/{study_id}/best",
     "GET /studies/{study_id}/best/model",
     "GET /studies/{study_id}/grid",
+    "GET /studies/{study_id}/report",
     "POST /studies/{study_id}/pause",
     "POST /studies/{study_id}/resume",
     "POST /studies/{study_id}/cancel",

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..metrics import build_registry
@@ -16,6 +17,7 @@ from ..reaper import Reaper, ReaperThread
 from ..service import Services
 from ..settings import Settings, load_settings
 from . import errors, routes_metrics, routes_ops, routes_studies
+from .docs import restrict_docs_to_own_origin
 from .limits import BodyLimit
 from .openapi import documented_methods, published_schema
 
@@ -56,15 +58,18 @@ def create_app(settings: Settings | None = None, *, run_reaper: bool = True) -> 
                 thread.stop()
             services.close()
 
-    app = FastAPI(
+    # /docs and /redoc from the Swagger UI and ReDoc files installed with fastapi-offline (no
+    # CDN: the pages work on an air-gapped cluster).
+    app = FastAPIOffline(
         title="Keras CNN tuning service",
         version="0.1.0",
         description="Queue hyperparameter studies of Keras CNNs; workers train the trials.",
         lifespan=lifespan,
     )
     app.state.services = services
-    app.state.metrics_registry = build_registry(services.repo)
+    app.state.metrics_registry = build_registry(services.repo, services.reads)
     errors.install(app)
+    restrict_docs_to_own_origin(app)
     app.include_router(routes_studies.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_metrics.router)
