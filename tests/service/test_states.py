@@ -151,7 +151,8 @@ def test_evaluation_moves(services: Services) -> None:
                 (sid, EvaluationState.PENDING)]
             done.add((EvaluationState.RUNNING, EvaluationState.PENDING))
             _force(repo, WorkerRow, "w", status=WorkerStatus.ALIVE.value)
-            assert repo.take_evaluation(sid, "w")
+            assert repo.take_evaluation(sid, "w", {"asked": "again"})
+            assert repo.get_study(sid).evaluation == {"asked": "again"}  # type: ignore[union-attr]
         assert not repo.end_evaluation(sid, "other", end, {"x": 1})  # not its holder
         assert repo.end_evaluation(sid, "w", end, {"x": 1})
         done.add((EvaluationState.RUNNING, end))
@@ -159,3 +160,22 @@ def test_evaluation_moves(services: Services) -> None:
     assert done == set(EVALUATIONS.transitions())
     with repo.session() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(LeaseRow)) == 2
+
+
+def test_an_evaluation_lost_too_often_fails_saying_why(services: Services) -> None:
+    repo = services.repo
+    _worker(repo, "w")
+    sid = _study(services, "lost-eval")
+    _force(repo, StudyRow, sid, status=StudyStatus.COMPLETED.value,
+           evaluation_state=EvaluationState.PENDING.value)
+    assert repo.take_evaluation(sid, "w")
+    # alive and beating: not taken back
+    assert repo.take_back_evaluations(repo.database_time() - timedelta(seconds=60),
+                                      max_attempts=1) == []
+    # silent since before the cutoff, and already taken max_attempts times: it fails
+    assert repo.take_back_evaluations(repo.database_time() + timedelta(seconds=1),
+                                      max_attempts=1) == [(sid, EvaluationState.FAILED)]
+    row = repo.get_study(sid)
+    assert row is not None and row.evaluation_state == EvaluationState.FAILED.value
+    assert row.evaluation == {"error": "worker lost during the evaluation (1 attempts)"}
+    assert row.evaluation_worker_id is None
