@@ -37,6 +37,9 @@ ATTR_WARM_START = "warm_start"
 ATTR_DEVICE_SECONDS = "device_seconds"
 ATTR_PARAM_COUNT = "param_count"
 ATTR_WALL_TIME = "wall_time_s"
+ATTR_EFFECTIVE_LR = "effective_learning_rate"  # learning_rate scaled by lr_scaling
+ATTR_BATCH_SIZE_USED = "batch_size_used"  # after halvings for lack of device memory
+ATTR_BATCH_HALVINGS = "batch_halvings"
 # System attributes shared with optuna.storages.RetryFailedTrialCallback.
 SYS_FAILED_TRIAL = "failed_trial"
 SYS_RETRY_HISTORY = "retry_history"

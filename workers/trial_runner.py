@@ -15,6 +15,7 @@ import keras
 from tuner_service.spec import ObjectiveSpec
 
 from .datasets import Dataset
+from .faults import fault_callbacks
 from .model_builder import build_model
 from .training import fit_kwargs, training_callbacks
 
@@ -46,6 +47,8 @@ class TrialResult:
     wall_time_s: float
     reason: str | None = None
     model: keras.Model | None = field(default=None, repr=False)
+    error: BaseException | None = field(default=None, repr=False)  # why training failed
+    attrs: dict[str, Any] = field(default_factory=dict)  # more user attributes to record
 
 
 EpochHook = Callable[[int, Mapping[str, float]], Decision]
@@ -128,6 +131,7 @@ def run_trial(
         hook = _EpochHookCallback(on_epoch)
         callbacks = [
             *training_callbacks(params, max_epochs=max_epochs, monitor=metric, mode=mode),
+            *fault_callbacks(params),
             hook,
         ]
         fit = model.fit(
@@ -150,6 +154,7 @@ def run_trial(
             param_count,
             time.perf_counter() - started,
             reason=f"{type(exc).__name__}: {exc}",
+            error=exc,
         )
     wall = time.perf_counter() - started
     epochs = len(history.get("loss", []))

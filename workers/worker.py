@@ -47,6 +47,7 @@ from tuner_service.states import LeaseState, StudyStatus, WorkerStatus
 from .datasets import Dataset, DatasetCache, DatasetError
 from .engines import ClaimRunner, Engine, EngineFatalError, TrialHandle, engine_for
 from .evaluation import evaluate_pending
+from .oom import train_with_batch_fallback
 from .runtime import clear_session, freeze_startup_objects, seed_everything
 from .trial_runner import Decision, Outcome, TrialResult, monitored_metric, run_trial
 
@@ -252,15 +253,18 @@ class Worker:
                 return Decision.PRUNE
             return Decision.CONTINUE
 
-        result = self.run_trial_fn(
+        result = train_with_batch_fallback(
+            lambda params: self.run_trial_fn(
+                params,
+                dataset,
+                objectives=spec.objectives,
+                max_epochs=max_epochs,
+                on_epoch=on_epoch,
+                mixed_precision=self.options.mixed_precision,
+                initial_epoch=initial_epoch,
+                initial_weights=initial_weights,
+            ),
             handle.params,
-            dataset,
-            objectives=spec.objectives,
-            max_epochs=max_epochs,
-            on_epoch=on_epoch,
-            mixed_precision=self.options.mixed_precision,
-            initial_epoch=initial_epoch,
-            initial_weights=initial_weights,
         )
         try:
             if on_result is not None:
@@ -290,6 +294,7 @@ class Worker:
                 ATTR_PARAM_COUNT: result.param_count,
                 ATTR_WALL_TIME: result.wall_time_s,
                 ATTR_DEVICE_SECONDS: result.wall_time_s,
+                **result.attrs,
             }
         )
         if result.outcome is Outcome.COMPLETE:

@@ -30,9 +30,14 @@ import numpy as np
 import optuna
 
 from search_spaces.scikeras import to_scikeras_params
-from search_spaces.vocabulary import with_defaults
+from search_spaces.vocabulary import effective_learning_rate, with_defaults
 from tuner_service.grid import ATTR_FIT_TIMES, ATTR_FOLD_SCORES, ATTR_SCORE_TIMES, grid_names
-from tuner_service.optuna_bridge import ATTR_PARAMS_FULL, ATTR_SEED, ATTR_WORKER
+from tuner_service.optuna_bridge import (
+    ATTR_EFFECTIVE_LR,
+    ATTR_PARAMS_FULL,
+    ATTR_SEED,
+    ATTR_WORKER,
+)
 from tuner_service.queue import Claim, end_lease
 from tuner_service.service import Services
 from tuner_service.spec import SklearnGridEngineSpec, StudySpec
@@ -78,8 +83,10 @@ def make_estimator(*, epochs: int, seed: int | None, **params: Any) -> KerasClas
 
 def estimator_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
     """A grid point's full parameters in scikeras names: every dimension of the space plus the
-    optimizer and its learning rate (so that unnamed ones keep the vocabulary's defaults)."""
+    optimizer and its learning rate (so that unnamed ones keep the vocabulary's defaults); the
+    learning rate is the effective one (scaled by ``lr_scaling``)."""
     full = with_defaults(params)
+    full["learning_rate"] = effective_learning_rate(full)
     names = [d.name for d in spec.space().dimensions]
     names += [n for n in ("optimizer", "learning_rate") if n not in names]
     return to_scikeras_params(full, names)
@@ -127,6 +134,7 @@ class SklearnGridEngine:
         handle.set_attrs({
             ATTR_SEED: spec.seed,
             ATTR_PARAMS_FULL: handle.params,
+            ATTR_EFFECTIVE_LR: effective_learning_rate(handle.params),
             "sklearn_params": to_scikeras_params(handle.params, grid_names(spec)),
         })
         prefix = f"study {c.study.id} grid point {handle.number}"
