@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from search_spaces.dimensions import Dimension  # noqa: E402
 from search_spaces.presets import load_preset, preset_names, preset_space  # noqa: E402
-from search_spaces.space import Dimension  # noqa: E402
 from search_spaces.vocabulary import VOCABULARY, HyperParameter  # noqa: E402
 
 DOC = REPO / "docs" / "search-space.md"

@@ -11,7 +11,8 @@ import json
 from importlib import resources
 from typing import Any
 
-from .space import SearchSpace, parse_space
+from .parsing import parse_space
+from .space import SearchSpace
 
 __all__ = ["load_preset", "preset_names", "preset_space"]
 

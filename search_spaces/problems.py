@@ -32,3 +32,13 @@ class SearchSpaceError(ValueError):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems: list[Problem] = list(problems)
         super().__init__("; ".join(str(p) for p in self.problems) or "invalid search space")
+
+
+class ProblemCollector:
+    """Gathers the problems found while checking one input (every problem, not the first)."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, path: tuple[str | int, ...], message: str, code: str) -> None:
+        self.problems.append(Problem(path, message, code))

@@ -1,5 +1,5 @@
-"""Everything the service asks of Optuna: its storage on our database, samplers and pruners
-built from a study spec, and trials read back as plain data.
+"""Everything the service asks of Optuna: its storage on our database, the user attributes it
+writes, and trials read back as plain data (samplers and pruners: :mod:`.engines.optuna`).
 
 Optuna is pure Python (no TensorFlow), so the control plane may use it freely.
 """
@@ -14,12 +14,8 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from search_spaces import SearchSpace
-
 from .db import configure_sqlite, engine_kwargs, is_sqlite, normalize_url
-from .errors import Problem
 from .retrying import with_retry
-from .spec import OptunaEngineSpec, StudySpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -52,99 +48,6 @@ def create_optuna_storage(url: str) -> RDBStorage:
     if is_sqlite(url):
         configure_sqlite(storage.engine)
     return storage
-
-
-def build_sampler(
-    engine: OptunaEngineSpec, space: SearchSpace, *, seed: int | None
-) -> optuna.samplers.BaseSampler:
-    """Raises:
-    ValueError, TypeError: bad options; ImportError: the sampler needs a missing package.
-    """
-    opts = dict(engine.sampler_options)
-    kind = engine.sampler
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, **opts)
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed, **opts)
-    if kind == "gp":
-        try:
-            import torch  # noqa: F401
-        except ImportError as exc:
-            raise ImportError(
-                "the 'gp' sampler needs PyTorch on the workers: pip install torch"
-            ) from exc
-        return optuna.samplers.GPSampler(seed=seed, **opts)
-    if kind == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, **opts)
-    if kind == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, **opts)
-    if kind == "grid":
-        return optuna.samplers.GridSampler(space.to_param_grid(), seed=seed, **opts)
-    if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, **opts)
-    raise ValueError(f"unknown sampler {kind!r}")
-
-
-def build_pruner(engine: OptunaEngineSpec, *, max_epochs: int) -> optuna.pruners.BasePruner:
-    """Raises:
-    ValueError, TypeError: bad options.
-    """
-    opts = dict(engine.pruner_options)
-    kind = engine.pruner
-    if kind == "none":
-        return optuna.pruners.NopPruner()
-    if kind == "median":
-        return optuna.pruners.MedianPruner(**opts)
-    if kind == "percentile":
-        opts.setdefault("percentile", 25.0)
-        return optuna.pruners.PercentilePruner(**opts)
-    if kind == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(**opts)
-    if kind == "hyperband":
-        opts.setdefault("min_resource", 1)
-        opts.setdefault("max_resource", max_epochs)
-        return optuna.pruners.HyperbandPruner(**opts)
-    if kind == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(**opts)
-    if kind == "patient":
-        opts.setdefault("patience", 2)
-        return optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(), **opts)
-    raise ValueError(f"unknown pruner {kind!r}")
-
-
-def engine_problems(spec: StudySpec) -> list[Problem]:
-    """Problems only Optuna can see: options its constructors refuse, grid too small."""
-    problems: list[Problem] = []
-    engine = spec.engine
-    if not isinstance(engine, OptunaEngineSpec):
-        return problems
-    space = spec.space()
-    try:
-        if engine.sampler != "gp":  # gp is checked on the workers (needs PyTorch there)
-            build_sampler(engine, space, seed=spec.seed)
-    except (TypeError, ValueError) as exc:
-        where = ("engine", "sampler_options") if engine.sampler != "grid" else ("search_space",)
-        problems.append(Problem(where, f"sampler '{engine.sampler}': {exc}", "engine_options"))
-    try:
-        build_pruner(engine, max_epochs=spec.budget.max_epochs)
-    except (TypeError, ValueError) as exc:
-        problems.append(
-            Problem(
-                ("engine", "pruner_options"), f"pruner '{engine.pruner}': {exc}", "engine_options"
-            )
-        )
-    if engine.sampler == "grid" and not problems:
-        size = space.grid_size()
-        if spec.budget.n_trials > size:
-            problems.append(
-                Problem(
-                    ("budget", "n_trials"),
-                    f"the grid has {size} points; "
-                    f"n_trials ({spec.budget.n_trials}) cannot exceed it",
-                    "grid_too_small",
-                )
-            )
-    return problems
 
 
 def _finite(v: float | None) -> float | None:

@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from .db import TRANSIENT_DB_ERRORS
+from .engines import UnknownEngineError, get_engine
 from .optuna_bridge import ATTR_FAIL_REASON, SYS_RETRY_HISTORY, requeue_trial, retries_used
 from .queue import maybe_complete
 from .repository import Lease, Repository, utcnow
@@ -24,9 +25,14 @@ from .states import LeaseState, StudyStatus
 
 log = logging.getLogger(__name__)
 
-#: Engines that retry a lost trial themselves instead of an Optuna WAITING copy: a Keras Tuner
-#: oracle puts the trial of a lost lease in its own retry queue (see workers/engines/kt_engine.py).
-ENGINES_THAT_RETRY = frozenset({"keras_tuner"})
+
+def _engine_retries_itself(kind: str) -> bool:
+    """Whether the study's engine sends a lost trial back itself (e.g. a Keras Tuner oracle's
+    retry queue) instead of the reaper's WAITING Optuna copy."""
+    try:
+        return get_engine(kind).retries_lost_trials
+    except UnknownEngineError:
+        return False
 
 
 class Reaper:
@@ -126,7 +132,7 @@ class Reaper:
             self.repo.count_lost_lease_as_finished(study_id, trial_id)
             log.warning("study %s trial %s failed for good: %s", study_id, trial.number, reason)
             return
-        if study_row.engine_kind in ENGINES_THAT_RETRY:
+        if _engine_retries_itself(study_row.engine_kind):
             return  # the engine sends the lost trial back itself (and frees its budget)
         study = with_retry(optuna.load_study, study_name=study_row.name, storage=self.storage)
         retry = requeue_trial(

@@ -17,8 +17,8 @@ from optuna.trial import TrialState
 from .artifacts import DatabaseArtifactStore
 from .data_paths import DataPathError, resolve_data_path
 from .db import create_db_engine
+from .engines import UnknownEngineError, get_engine
 from .errors import ConflictError, NotFoundError, Problem, SpecError
-from .grid import enqueue_grid_points, grid_results
 from .models import StudyRow
 from .optuna_bridge import (
     ATTR_DEVICE_SECONDS,
@@ -27,13 +27,12 @@ from .optuna_bridge import (
     ATTR_WARM_START,
     best_trials,
     create_optuna_storage,
-    engine_problems,
     trial_counts,
     trial_to_dict,
 )
 from .repository import Repository
 from .settings import Settings
-from .spec import SklearnGridEngineSpec, StudySpec, parse_study_spec
+from .spec import StudySpec, parse_study_spec
 from .states import StudyStatus, check_study_transition
 
 log = logging.getLogger(__name__)
@@ -84,15 +83,16 @@ class Services:
         return optuna.load_study(study_name=row.name, storage=self.storage)
 
     # --- studies --------------------------------------------------------------------------
-    def create_study(self, raw: Mapping[str, Any]) -> StudyRow:
-        """Validate and queue a study.
+    def create_study(self, raw: Mapping[str, Any] | StudySpec) -> StudyRow:
+        """Validate and queue a study (a StudySpec, e.g. the API's parsed request body, is not
+        validated again: only the checks that need the whole spec run).
 
         Raises:
             SpecError: the spec is invalid (every problem listed).
             ConflictError: a study with this name exists.
         """
         spec = parse_study_spec(raw)
-        problems = [*engine_problems(spec), *self._dataset_path_problems(spec)]
+        problems = self._dataset_path_problems(spec)
         if problems:
             raise SpecError(problems)
         if self.repo.get_study_by_name(spec.name) is not None:
@@ -111,7 +111,7 @@ class Services:
         try:
             row = self.repo.insert_study(
                 name=spec.name,
-                optuna_study_id=study._study_id,
+                optuna_study_id=self.storage.get_study_id_from_name(spec.name),
                 spec=spec_json,
                 engine_kind=spec.engine.kind,
                 n_trials=spec.budget.n_trials,
@@ -122,8 +122,7 @@ class Services:
             optuna.delete_study(study_name=spec.name, storage=self.storage)
             raise
         study.set_user_attr(STUDY_ATTR_ID, row.id)
-        if isinstance(spec.engine, SklearnGridEngineSpec):
-            enqueue_grid_points(study, spec)
+        get_engine(spec.engine.kind).on_create(study, spec)
         log.info("study %s '%s' queued", row.id, row.name)
         return row
 
@@ -236,18 +235,25 @@ class Services:
         return result
 
     def grid(self, study_id: int) -> dict[str, Any]:
-        """A grid study's results in ``GridSearchCV``'s shape: ``cv_results_``,
-        ``best_params_``, ``best_score_``, ``best_index_``.
+        """The engine's own results view: for a grid study, ``GridSearchCV``'s shape
+        (``cv_results_``, ``best_params_``, ``best_score_``, ``best_index_``).
 
         Raises:
-            NotFoundError: unknown study, or not an ``sklearn_grid`` study.
+            NotFoundError: unknown study, or its engine has no results view.
         """
         row = self.study_row(study_id)
         spec = StudySpec.model_validate(row.spec)
-        if not isinstance(spec.engine, SklearnGridEngineSpec):
-            raise NotFoundError(f"study {study_id} is not an sklearn_grid study")
-        trials = self.optuna_study(row).get_trials(deepcopy=False)
-        return {"study_id": row.id, "status": row.status, **grid_results(spec, trials)}
+        try:
+            engine = get_engine(row.engine_kind)
+        except UnknownEngineError as exc:
+            raise NotFoundError(f"study {study_id}: {exc}") from exc
+        results = engine.results(spec, self.optuna_study(row).get_trials(deepcopy=False))
+        if results is None:
+            raise NotFoundError(
+                f"study {study_id} is not a grid study (its '{row.engine_kind}' engine has no "
+                "grid results)"
+            )
+        return {"study_id": row.id, "status": row.status, **results}
 
     def best_model(self, study_id: int) -> tuple[str, bytes]:
         """The best trial's saved ``.keras`` file: (file name, bytes).

@@ -1,8 +1,10 @@
 """The study spec: what a user posts to ``POST /studies`` (or ``tuner-service submit``).
 
 Pydantic models at the edge. The search space itself is validated by :mod:`search_spaces`, which
-lists every problem with its JSON path; :func:`parse_study_spec` merges those problems with
-pydantic's own so that one request reports everything that is wrong.
+lists every problem with its JSON path; :class:`StudySpec` parses it in the same validation pass
+as its other fields (its problems join pydantic's, so that one request reports everything that is
+wrong) and keeps the parsed space (:meth:`StudySpec.space`). FastAPI's request body and
+:func:`parse_study_spec` are the same validation.
 """
 
 from __future__ import annotations
@@ -10,11 +12,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 from search_spaces import SearchSpace, SearchSpaceError, parse_space, search_space_json_schema
 
+from .engines import (
+    EngineOptionsField,
+    OptunaEngineSpec,
+    get_engine,
+)
 from .errors import Problem, SpecError
+from .pydantic_problems import problems_of, with_problems
 
 BUNDLED_DATASETS = ("digits", "breast_cancer", "iris", "wine")
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
@@ -30,9 +48,6 @@ _DEFAULT_DIRECTION = {
     "loss": "minimize",
     "params": "minimize",
 }
-
-SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid", "nsga2")
-PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband", "wilcoxon", "patient")
 
 # Limits that keep one request from asking for something unreasonable (clear 422 instead).
 MAX_TRIALS = 100_000
@@ -106,72 +121,6 @@ class ObjectiveSpec(_Strict):
         return self.direction or _DEFAULT_DIRECTION[self.metric]
 
 
-class OptunaEngineSpec(_Strict):
-    kind: Literal["optuna"] = "optuna"
-    sampler: Literal[SAMPLERS] = "tpe"  # type: ignore[valid-type]
-    sampler_options: dict[str, Any] = Field(default_factory=dict)
-    pruner: Literal[PRUNERS] = "median"  # type: ignore[valid-type]
-    pruner_options: dict[str, Any] = Field(default_factory=dict)
-
-
-KT_ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
-#: Keras Tuner oracle options a study may set, per algorithm, with a check of each value (the
-#: objective, max_trials, max_epochs, seed and hyperparameters come from the study spec).
-_KT_COMMON_OPTIONS = ("max_retries_per_trial", "max_consecutive_failed_trials")
-KT_OPTIONS: dict[str, tuple[str, ...]] = {
-    "random": _KT_COMMON_OPTIONS,
-    "bayesian": ("num_initial_points", "alpha", "beta", *_KT_COMMON_OPTIONS),
-    "hyperband": ("factor", "hyperband_iterations", *_KT_COMMON_OPTIONS),
-    "grid": _KT_COMMON_OPTIONS,
-}
-_KT_OPTION_CHECKS: dict[str, tuple[str, Any]] = {
-    "num_initial_points": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-    "alpha": ("a number > 0", lambda v: _is_num(v) and v > 0),
-    "beta": ("a number >= 0", lambda v: _is_num(v) and v >= 0),
-    "factor": ("an integer >= 2", lambda v: _is_int(v) and v >= 2),
-    "hyperband_iterations": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-    "max_retries_per_trial": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
-    "max_consecutive_failed_trials": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
-}
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
-
-
-class KerasTunerEngineSpec(_Strict):
-    """A Keras Tuner oracle decides every trial; its state lives in the service database."""
-
-    kind: Literal["keras_tuner"]
-    algorithm: Literal[KT_ALGORITHMS] = "random"  # type: ignore[valid-type]
-    options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Oracle options: bayesian num_initial_points, alpha, beta; hyperband factor, "
-        "hyperband_iterations; any: max_retries_per_trial, max_consecutive_failed_trials.",
-    )
-
-
-class SklearnGridEngineSpec(_Strict):
-    """scikeras ``KerasClassifier`` + scikit-learn cross-validation over every grid point, like
-    ``GridSearchCV(estimator, param_grid, cv=cv, scoring=scoring)``."""
-
-    kind: Literal["sklearn_grid"]
-    cv: int = Field(3, ge=2, le=100, description="Folds (StratifiedKFold for classifiers).")
-    scoring: str = Field(
-        "accuracy", min_length=1, max_length=100, description="A scikit-learn scorer name."
-    )
-
-
-EngineSpec = Annotated[
-    OptunaEngineSpec | KerasTunerEngineSpec | SklearnGridEngineSpec,
-    Field(discriminator="kind"),
-]
-
-
 class BudgetSpec(_Strict):
     n_trials: int = Field(20, ge=1, le=MAX_TRIALS, description="Finished trials the study runs.")
     max_epochs: int = Field(10, ge=1, le=MAX_EPOCHS, description="Epochs of one trial at most.")
@@ -181,6 +130,11 @@ class BudgetSpec(_Strict):
     timeout_s: float | None = Field(
         None, gt=0, description="Hand out no new trial after this many seconds of running."
     )
+
+
+#: The search-space language's JSON Schema, as the spec's ``search_space`` field shows it (in
+#: the OpenAPI document too; a sub-schema, so without its own ``$schema``).
+_SEARCH_SPACE_SCHEMA = {k: v for k, v in search_space_json_schema().items() if k != "$schema"}
 
 
 class StudySpec(_Strict):
@@ -194,14 +148,49 @@ class StudySpec(_Strict):
     objective: ObjectiveSpec | list[ObjectiveSpec] = Field(
         default_factory=lambda: ObjectiveSpec()
     )
-    engine: EngineSpec = Field(default_factory=OptunaEngineSpec)
+    engine: EngineOptionsField = Field(
+        default_factory=OptunaEngineSpec,
+        description="The engine that picks each trial's parameters, chosen by 'kind' "
+        "(default optuna).",
+    )
     budget: BudgetSpec = Field(default_factory=lambda: BudgetSpec())
-    search_space: dict[str, Any] = Field(
-        default_factory=dict,
-        json_schema_extra={"$comment": "See the SearchSpace schema in docs/search-space.md."},
+    search_space: Annotated[dict[str, Any], WithJsonSchema(_SEARCH_SPACE_SCHEMA)] = Field(
+        default_factory=dict
     )
     seed: int | None = Field(None, ge=0, description="Seed of the sampler and of model weights.")
     description: str | None = Field(None, max_length=10_000)
+    _space: SearchSpace = PrivateAttr(default_factory=SearchSpace)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _parse_search_space(
+        cls, data: Any, handler: ModelWrapValidatorHandler[StudySpec]
+    ) -> StudySpec:
+        """Parse the search space once, in the same pass as the other fields: its problems
+        (each with its path under ``search_space``) join pydantic's, and the parsed space stays
+        on the spec. An existing StudySpec passes as it is."""
+        raw = data.get("search_space", {}) if isinstance(data, Mapping) else None
+        space: SearchSpace | None = None
+        problems: list[Problem] = []
+        if isinstance(raw, Mapping):  # anything else is pydantic's to report
+            try:
+                space = parse_space(raw)
+            except SearchSpaceError as exc:
+                problems = exc.problems
+        errors: list[ErrorDetails] = []
+        try:
+            spec = handler(data)
+        except ValidationError as exc:
+            if not problems:
+                raise
+            errors = exc.errors()
+        if problems:
+            raise with_problems(
+                cls.__name__, errors, problems, prefix=("search_space",), data=raw
+            ) from None
+        if space is not None:
+            spec._space = space
+        return spec
 
     @model_validator(mode="after")
     def _check_objectives(self) -> StudySpec:
@@ -226,16 +215,14 @@ class StudySpec(_Strict):
         return len(self.objectives) > 1
 
     def space(self) -> SearchSpace:
-        """The parsed search space (already validated by :func:`parse_study_spec`)."""
-        return parse_space(self.search_space)
+        """The search space, parsed when the spec was validated."""
+        return self._space
 
 
-def _loc(parts: tuple[int | str, ...]) -> tuple[str | int, ...]:
-    return tuple(parts)
-
-
-def parse_study_spec(raw: Mapping[str, Any]) -> StudySpec:
-    """Validate a raw spec; every problem (pydantic's and the search space's) in one error.
+def parse_study_spec(raw: Mapping[str, Any] | StudySpec) -> StudySpec:
+    """Validate a spec (pydantic's fields and the search space in one pass), then the checks
+    that need the whole valid spec (the engine's); every problem in one error. A StudySpec
+    (FastAPI's request body) is not validated again: only the engine's checks run.
 
     Raises:
         SpecError: listing each problem with its JSON path.
@@ -245,100 +232,10 @@ def parse_study_spec(raw: Mapping[str, Any]) -> StudySpec:
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            problems.append(Problem(_loc(tuple(err["loc"])), err["msg"], err["type"]))
-    space_raw = raw.get("search_space", {}) if isinstance(raw, Mapping) else {}
-    if isinstance(space_raw, Mapping):
-        try:
-            parse_space(space_raw)
-        except SearchSpaceError as exc:
-            for p in exc.problems:
-                problems.append(Problem(("search_space", *p.path), p.message, p.code))
+        problems = problems_of(exc)
     if spec is not None and not problems:
-        problems.extend(engine_spec_problems(spec))
+        problems.extend(get_engine(spec.engine.kind).problems(spec))
     if problems:
         raise SpecError(problems)
     assert spec is not None
     return spec
-
-
-def engine_spec_problems(spec: StudySpec) -> list[Problem]:
-    """Problems of the Keras Tuner and grid engines that pydantic's types cannot see (checked
-    without importing TensorFlow, Keras Tuner or scikeras)."""
-    engine = spec.engine
-    problems: list[Problem] = []
-    if isinstance(engine, OptunaEngineSpec):
-        return problems
-    objectives = spec.objectives
-    if len(objectives) > 1:
-        problems.append(
-            Problem(("objective",), f"engine '{engine.kind}' optimises one objective", "engine")
-        )
-    if isinstance(engine, KerasTunerEngineSpec):
-        if objectives[0].metric == "params":
-            problems.append(
-                Problem(("objective", "metric"), "keras_tuner needs a training metric", "engine")
-            )
-        allowed = KT_OPTIONS[engine.algorithm]
-        for name, value in engine.options.items():
-            where = ("engine", "options", name)
-            if name not in allowed:
-                problems.append(
-                    Problem(
-                        where,
-                        f"not an option of the '{engine.algorithm}' oracle "
-                        f"(allowed: {', '.join(allowed)})",
-                        "engine_options",
-                    )
-                )
-                continue
-            what, ok = _KT_OPTION_CHECKS[name]
-            if not ok(value):
-                problems.append(Problem(where, f"must be {what}, got {value!r}", "engine_options"))
-    if isinstance(engine, SklearnGridEngineSpec):
-        if objectives[0].resolved_direction != "maximize":
-            problems.append(
-                Problem(
-                    ("objective", "direction"),
-                    "sklearn_grid ranks grid points by the mean cross-validation score "
-                    "(greater is better): the direction must be 'maximize'",
-                    "engine",
-                )
-            )
-        try:  # scikit-learn is a worker dependency: check the name where it is installed
-            from sklearn.metrics import get_scorer_names
-        except ImportError:
-            pass
-        else:
-            if engine.scoring not in get_scorer_names():
-                problems.append(
-                    Problem(
-                        ("engine", "scoring"),
-                        f"{engine.scoring!r} is not a scikit-learn scorer name",
-                        "engine_options",
-                    )
-                )
-    if isinstance(engine, SklearnGridEngineSpec) or engine.algorithm == "grid":
-        try:
-            size = spec.space().grid_size()
-        except SearchSpaceError as exc:
-            for p in exc.problems:
-                problems.append(Problem(("search_space", *p.path), p.message, p.code))
-        else:
-            if isinstance(engine, SklearnGridEngineSpec) and spec.budget.n_trials > size:
-                problems.append(
-                    Problem(
-                        ("budget", "n_trials"),
-                        f"the grid has {size} points; n_trials ({spec.budget.n_trials}) "
-                        "cannot exceed it (set it to the grid size to run every point)",
-                        "grid_too_small",
-                    )
-                )
-    return problems
-
-
-def study_spec_json_schema() -> dict[str, Any]:
-    """JSON Schema of the spec, with the search space's own schema in place."""
-    schema = StudySpec.model_json_schema()
-    schema["properties"]["search_space"] = search_space_json_schema()
-    return schema

@@ -1,14 +1,51 @@
-"""The two state machines of the control plane: studies and work leases.
+"""Every state machine of the control plane, written down once: an enum and its allowed moves.
 
 Trial states are Optuna's own (``optuna.trial.TrialState``); these cover what Optuna has no
-place for.
+place for: studies, work leases, workers, and a study's final evaluation. Compare-and-set
+writes (:mod:`tuner_service.repository`) take their ``expected`` states from these tables
+(:meth:`StateMachine.sources`), so a move is allowed in exactly one place.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from typing import Generic, TypeVar
 
 from .errors import InvalidTransitionError
+
+S = TypeVar("S", bound=enum.Enum)
+
+
+class StateMachine(Generic[S]):
+    """An enum's allowed moves: ``moves[a]`` is every state ``a`` may become."""
+
+    def __init__(self, name: str, initial: S, moves: Mapping[S, frozenset[S]]) -> None:
+        self.name = name
+        self.initial = initial
+        self.moves: Mapping[S, frozenset[S]] = dict(moves)
+
+    def can(self, current: S, target: S) -> bool:
+        return target in self.moves[current]
+
+    def check(self, current: S, target: S) -> None:
+        """Raises:
+        InvalidTransitionError: ``current`` cannot move to ``target``.
+        """
+        if not self.can(current, target):
+            raise InvalidTransitionError(
+                f"a {current.value} {self.name} cannot become {target.value}"
+            )
+
+    def sources(self, target: S) -> frozenset[S]:
+        """Every state that may move to ``target`` (the ``expected`` of a compare-and-set)."""
+        return frozenset(s for s, to in self.moves.items() if target in to)
+
+    def transitions(self) -> list[tuple[S, S]]:
+        return [(a, b) for a, to in self.moves.items() for b in sorted(to, key=str)]
+
+    def is_final(self, state: S) -> bool:
+        return not self.moves[state]
 
 
 class StudyStatus(str, enum.Enum):
@@ -21,49 +58,53 @@ class StudyStatus(str, enum.Enum):
 
     @property
     def is_final(self) -> bool:
-        return self in _FINAL
+        return STUDIES.is_final(self)
 
     @property
     def hands_out_trials(self) -> bool:
-        return self in (StudyStatus.QUEUED, StudyStatus.RUNNING)
+        return self in HANDS_OUT_TRIALS
 
 
-_FINAL = frozenset({StudyStatus.CANCELLED, StudyStatus.COMPLETED, StudyStatus.FAILED})
+#: Studies a worker may claim a trial of (and that complete once their budget is spent).
+HANDS_OUT_TRIALS = (StudyStatus.QUEUED, StudyStatus.RUNNING)
 
-_TRANSITIONS: dict[StudyStatus, frozenset[StudyStatus]] = {
-    StudyStatus.QUEUED: frozenset(
-        {
-            StudyStatus.RUNNING,
-            StudyStatus.PAUSED,
-            StudyStatus.CANCELLED,
-            StudyStatus.FAILED,
-            StudyStatus.COMPLETED,
-        }
-    ),
-    StudyStatus.RUNNING: frozenset(
-        {StudyStatus.PAUSED, StudyStatus.CANCELLED, StudyStatus.COMPLETED, StudyStatus.FAILED}
-    ),
-    StudyStatus.PAUSED: frozenset(
-        {
-            StudyStatus.QUEUED,
-            StudyStatus.RUNNING,
-            StudyStatus.CANCELLED,
-            StudyStatus.FAILED,
-            StudyStatus.COMPLETED,
-        }
-    ),
-    StudyStatus.CANCELLED: frozenset(),
-    StudyStatus.COMPLETED: frozenset(),
-    StudyStatus.FAILED: frozenset(),
-}
+STUDIES: StateMachine[StudyStatus] = StateMachine(
+    "study",
+    StudyStatus.QUEUED,
+    {
+        StudyStatus.QUEUED: frozenset(
+            {
+                StudyStatus.RUNNING,  # first claim
+                StudyStatus.PAUSED,
+                StudyStatus.CANCELLED,
+                StudyStatus.FAILED,
+                StudyStatus.COMPLETED,  # timeout reached before any claim
+            }
+        ),
+        StudyStatus.RUNNING: frozenset(
+            {StudyStatus.PAUSED, StudyStatus.CANCELLED, StudyStatus.COMPLETED, StudyStatus.FAILED}
+        ),
+        StudyStatus.PAUSED: frozenset(
+            {
+                StudyStatus.QUEUED,  # resumed before any claim
+                StudyStatus.RUNNING,  # resumed
+                StudyStatus.CANCELLED,
+                StudyStatus.FAILED,
+                StudyStatus.COMPLETED,
+            }
+        ),
+        StudyStatus.CANCELLED: frozenset(),
+        StudyStatus.COMPLETED: frozenset(),
+        StudyStatus.FAILED: frozenset(),
+    },
+)
 
 
 def check_study_transition(current: StudyStatus, target: StudyStatus) -> None:
     """Raises:
     InvalidTransitionError: ``current`` cannot move to ``target``.
     """
-    if target not in _TRANSITIONS[current]:
-        raise InvalidTransitionError(f"a {current.value} study cannot become {target.value}")
+    STUDIES.check(current, target)
 
 
 class LeaseState(str, enum.Enum):
@@ -72,9 +113,21 @@ class LeaseState(str, enum.Enum):
     ACTIVE = "active"  # the worker is running the trial
     FINISHED = "finished"  # the trial ended COMPLETE, PRUNED or FAIL for good: counts in budget
     LOST = "lost"  # the worker went silent or handed the trial back; trial re-queued
-    # Leases that count against a study's budget: ACTIVE and FINISHED.
 
 
+LEASES: StateMachine[LeaseState] = StateMachine(
+    "lease",
+    LeaseState.ACTIVE,
+    {
+        LeaseState.ACTIVE: frozenset({LeaseState.FINISHED, LeaseState.LOST}),
+        # A lost trial that fails for good (retries spent, or its worker finished it just
+        # before the reaper took it back) uses its piece of the budget after all.
+        LeaseState.LOST: frozenset({LeaseState.FINISHED}),
+        LeaseState.FINISHED: frozenset(),
+    },
+)
+
+#: Leases that count against a study's budget: ACTIVE and FINISHED.
 BUDGET_STATES = (LeaseState.ACTIVE, LeaseState.FINISHED)
 
 
@@ -82,3 +135,37 @@ class WorkerStatus(str, enum.Enum):
     ALIVE = "alive"  # heartbeating
     STOPPED = "stopped"  # unregistered cleanly
     DEAD = "dead"  # went silent past the grace period (found by the reaper)
+
+
+WORKERS: StateMachine[WorkerStatus] = StateMachine(
+    "worker",
+    WorkerStatus.ALIVE,
+    {
+        WorkerStatus.ALIVE: frozenset({WorkerStatus.STOPPED, WorkerStatus.DEAD}),
+        # A worker declared dead that beats again registers again; or it stops.
+        WorkerStatus.DEAD: frozenset({WorkerStatus.ALIVE, WorkerStatus.STOPPED}),
+        WorkerStatus.STOPPED: frozenset(),
+    },
+)
+
+
+class EvaluationState(str, enum.Enum):
+    """The final evaluation of a completed study's best model on the test split (the column
+    is NULL until the study completes; it then starts PENDING)."""
+
+    PENDING = "pending"  # the study completed; any worker may take the evaluation
+    RUNNING = "running"  # one worker took it (compare-and-set)
+    DONE = "done"  # evaluated, or skipped with the reason recorded
+    FAILED = "failed"  # the evaluation raised; the error is recorded
+
+
+EVALUATIONS: StateMachine[EvaluationState] = StateMachine(
+    "evaluation",
+    EvaluationState.PENDING,
+    {
+        EvaluationState.PENDING: frozenset({EvaluationState.RUNNING}),
+        EvaluationState.RUNNING: frozenset({EvaluationState.DONE, EvaluationState.FAILED}),
+        EvaluationState.DONE: frozenset(),
+        EvaluationState.FAILED: frozenset(),
+    },
+)

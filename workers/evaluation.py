@@ -10,10 +10,11 @@ from pathlib import Path
 import keras
 import optuna
 
+from tuner_service.engines import get_engine
 from tuner_service.optuna_bridge import ATTR_MODEL_ARTIFACT, best_trials
 from tuner_service.service import Services
 from tuner_service.spec import StudySpec
-from tuner_service.states import StudyStatus
+from tuner_service.states import EvaluationState, StudyStatus
 
 from .datasets import DatasetCache
 from .runtime import clear_session
@@ -36,20 +37,19 @@ def evaluate_pending(services: Services, datasets: DatasetCache) -> int:
     repo = services.repo
     n = 0
     for row in repo.studies_with_status((StudyStatus.COMPLETED,)):
-        if row.evaluation_state != "pending":
+        if row.evaluation_state != EvaluationState.PENDING.value:
             continue
-        if not repo.set_evaluation(row.id, expected=["pending"], state="running"):
+        if not repo.set_evaluation(row.id, target=EvaluationState.RUNNING):
             continue  # another worker took it
         try:
             evaluation = _evaluate(services, datasets, row.name, StudySpec.model_validate(row.spec))
-            repo.set_evaluation(row.id, expected=["running"], state="done", evaluation=evaluation)
+            repo.set_evaluation(row.id, target=EvaluationState.DONE, evaluation=evaluation)
             log.info("study %s: best trial evaluated on the test split: %s", row.id, evaluation)
         except Exception as exc:  # the evaluation fails, the worker goes on
             log.exception("study %s: final evaluation failed", row.id)
             repo.set_evaluation(
                 row.id,
-                expected=["running"],
-                state="failed",
+                target=EvaluationState.FAILED,
                 evaluation={"error": f"{type(exc).__name__}: {exc}"},
             )
         finally:
@@ -66,8 +66,9 @@ def _evaluate(services: Services, datasets: DatasetCache, name: str, spec: Study
     if not best:
         return {"skipped": "no trial completed"}
     trial = best[0]
-    if spec.engine.kind == "sklearn_grid":  # like GridSearchCV(refit=False): scores only
-        return {"trial_number": trial.number, "skipped": "grid studies keep no model"}
+    if not get_engine(spec.engine.kind).keeps_model:  # e.g. a grid: scores only
+        skipped = f"{spec.engine.kind} studies keep no model"
+        return {"trial_number": trial.number, "skipped": skipped}
     artifact_id = trial.user_attrs.get(ATTR_MODEL_ARTIFACT)
     if not artifact_id:
         raise LookupError(f"trial {trial.number}'s model was not saved")

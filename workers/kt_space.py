@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from search_spaces import DEFAULTS, SearchSpace
-from search_spaces.space import (
+from search_spaces.dimensions import (
     CategoricalDimension,
     Condition,
     Dimension,

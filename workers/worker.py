@@ -17,39 +17,27 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import optuna
 
 from tuner_service.errors import LeaseLostError
 from tuner_service.logging_setup import bind_log_context, log_context
-from tuner_service.optuna_bridge import (
-    ATTR_DATASET_FINGERPRINT,
-    ATTR_DEVICE_SECONDS,
-    ATTR_EPOCHS,
-    ATTR_HISTORY,
-    ATTR_PARAM_COUNT,
-    ATTR_PARAMS_FULL,
-    ATTR_SEED,
-    ATTR_VERSIONS,
-    ATTR_WALL_TIME,
-)
-from tuner_service.queue import Claim, claim, end_lease
+from tuner_service.queue import Claim, claim, end_lease, maybe_complete
 from tuner_service.reaper import Reaper, ReaperThread
+from tuner_service.repository import Repository
 from tuner_service.service import Services
 from tuner_service.spec import StudySpec
 from tuner_service.states import LeaseState, StudyStatus, WorkerStatus
 
-from .datasets import Dataset, DatasetCache, DatasetError
-from .engines import ClaimRunner, Engine, EngineFatalError, TrialHandle, engine_for
+from .datasets import DatasetCache, DatasetError
+from .engines import EngineFatalError, TrialHandle, WorkerEngine, engine_for
 from .evaluation import evaluate_pending
-from .oom import train_with_batch_fallback
-from .runtime import clear_session, freeze_startup_objects, seed_everything
-from .trial_runner import Decision, Outcome, TrialResult, monitored_metric, run_trial
+from .runtime import clear_session, freeze_startup_objects
+from .trial_context import Trainer, TrialContext, failed_result
+from .trial_runner import Outcome, TrialResult, run_trial
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +77,7 @@ class Worker:
         self._signals = 0
         self._versions: dict[str, str] = {}
         self.trials_run = 0
-        self._engines: dict[str, Engine | ClaimRunner] = {}
+        self._engines: dict[str, WorkerEngine] = {}
         self.reaper = Reaper(
             services.repo,
             services.storage,
@@ -172,13 +160,17 @@ class Worker:
         return 0
 
     # --- one trial ------------------------------------------------------------------------
-    def _engine(self, kind: str) -> Engine | ClaimRunner:
+    def _engine(self, kind: str) -> WorkerEngine:
         """One engine per kind for the life of the worker (engines cache per-study state)."""
         if kind not in self._engines:
             self._engines[kind] = engine_for(kind, self.services)
         return self._engines[kind]
 
     def run_claim(self, c: Claim) -> None:
+        """One lease, start to end: the engine starts the trial and runs it through a
+        :class:`TrialContext`; this worker records the outcome and ends the lease
+        (:meth:`_record`)."""
+        repo = self.services.repo
         spec = StudySpec.model_validate(c.study.spec)
         try:
             dataset = self.datasets.get(spec.dataset, self.settings.data_root)
@@ -187,10 +179,7 @@ class Worker:
             return
         try:
             engine = self._engine(spec.engine.kind)
-            if isinstance(engine, ClaimRunner):  # the engine runs the whole trial itself
-                engine.run_claim(c, spec, dataset, self)
-                return
-            handle = engine.start(c, self.id)
+            handle = engine.start(c, self.id, self.stop_event)
         except LeaseLostError as exc:
             # This worker looked silent for a moment; the reaper re-queues what it started.
             log.warning("study %s: %s; moving on", c.study.id, exc)
@@ -198,120 +187,72 @@ class Worker:
         except EngineFatalError as exc:
             self._fail_study(c, str(exc))
             return
-        self.train(c, spec, dataset, handle)
-
-    def train(
-        self,
-        c: Claim,
-        spec: StudySpec,
-        dataset: Dataset,
-        handle: TrialHandle,
-        *,
-        max_epochs: int | None = None,
-        initial_epoch: int = 0,
-        initial_weights: str | None = None,
-        on_result: Callable[[TrialResult], None] | None = None,
-    ) -> None:
-        """Train the handle's parameters (epochs ``initial_epoch`` to ``max_epochs``, default
-        the budget's, from ``initial_weights`` when given), report every epoch, record."""
-        repo = self.services.repo
-        max_epochs = max_epochs or spec.budget.max_epochs
-        seed_everything(handle.seed)
-        try:
-            handle.set_attrs(
-                {
-                    ATTR_SEED: handle.seed,
-                    ATTR_DATASET_FINGERPRINT: dataset.fingerprint,
-                    ATTR_VERSIONS: self._versions,
-                    ATTR_PARAMS_FULL: handle.params,
-                }
-            )
-        except Exception:
-            # Taken back already (this worker looked dead for a moment): it is re-queued.
-            log.exception("study %s trial %s: cannot start it", c.study.id, handle.number)
-            end_lease(repo, c.lease, LeaseState.LOST, reason="trial taken back before it started")
+        if handle is None:  # nothing to run: the lease uses no budget
+            repo.drop_unattached_lease(c.lease.id)
+            maybe_complete(repo, c.study.id)
             return
-        metric, _mode = monitored_metric(spec.objectives)
-        prefix = f"study {c.study.id} trial {handle.number}"
-        bind_log_context(trial_number=handle.number)  # undone when run_claim returns
-        log.info("%s: start %s", prefix, _short(handle.params, spec.search_space))
-
-        def on_epoch(epoch: int, metrics: Mapping[str, float]) -> Decision:
-            log.info(
-                "%s epoch %d/%d %s",
-                prefix,
-                epoch + 1,
-                max_epochs,
-                " ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
-            )
-            if self.stop_event.is_set():
-                return Decision.STOP
-            study = repo.get_study(c.study.id)
-            if study is not None and study.status == StudyStatus.CANCELLED.value:
-                return Decision.CANCEL
-            if metric in metrics and handle.report(epoch, metrics[metric]):
-                return Decision.PRUNE
-            return Decision.CONTINUE
-
-        result = train_with_batch_fallback(
-            lambda params: self.run_trial_fn(
-                params,
-                dataset,
-                objectives=spec.objectives,
-                max_epochs=max_epochs,
-                on_epoch=on_epoch,
-                mixed_precision=self.options.mixed_precision,
-                initial_epoch=initial_epoch,
-                initial_weights=initial_weights,
-            ),
-            handle.params,
+        bind_log_context(trial_number=handle.number)  # undone when run() returns
+        ctx = TrialContext(
+            study_id=c.study.id,
+            spec=spec,
+            dataset=dataset,
+            handle=handle,
+            trainer=Trainer(self.run_trial_fn, self.options.mixed_precision, self._versions),
+            stop=self.stop_event,
+            is_cancelled=lambda: _is_cancelled(repo, c.study.id),
         )
         try:
-            if on_result is not None:
-                on_result(result)
-            self._record(c, handle, result)
+            result = engine.run(handle, ctx)
+        except LeaseLostError as exc:
+            log.warning("%s: %s", ctx.log_prefix, exc)
+            end_lease(repo, c.lease, LeaseState.LOST, reason=str(exc))
+            clear_session()
+            return
+        except EngineFatalError as exc:
+            self._fail_study(c, str(exc))
+            clear_session()
+            return
+        except Exception as exc:  # a trial that cannot run fails; the worker goes on
+            log.exception("%s: the engine failed", ctx.log_prefix)
+            result = failed_result(f"{type(exc).__name__}: {exc}")
+        self._record(c, handle, result, ctx)
+
+    def _record(self, c: Claim, handle: TrialHandle, result: TrialResult, ctx: TrialContext
+                ) -> None:
+        """The one outcome mapping: the trial's Optuna state (through the engine's handle)
+        and the lease's end state, written once."""
+        repo = self.services.repo
+        try:
+            handle.set_attrs(ctx.attrs_to_record)
+            if result.outcome is Outcome.COMPLETE:
+                assert result.values is not None
+                if result.model is not None and handle.is_better_than_best(result.values):
+                    self._save_model(handle, result)
+                handle.complete(result.values)
+            elif result.outcome is Outcome.PRUNED:
+                handle.prune()
+            elif result.outcome is Outcome.HANDED_BACK:
+                handle.hand_back(result.reason or "handed back")
+            else:  # FAILED, CANCELLED
+                handle.fail(result.reason or result.outcome.value)
+            end_lease(repo, c.lease, LEASE_AFTER[result.outcome], reason=result.reason)
+        except EngineFatalError as exc:
+            self._fail_study(c, str(exc))
         except Exception:
             # The reaper may have taken the trial back (this worker looked dead): the trial is
             # already re-queued, so nothing is lost. Otherwise give the lease up, so that the
             # study does not wait for it forever; the reaper's orphan sweep then fails and
             # re-queues the trial if it is still running.
-            log.exception("%s: could not record the result", prefix)
+            log.exception("%s: could not record the result", ctx.log_prefix)
             end_lease(repo, c.lease, LeaseState.LOST, reason="result could not be recorded")
         finally:
             clear_session()
         log.info(
             "%s: %s %s",
-            prefix,
+            ctx.log_prefix,
             result.outcome.value,
             result.values if result.values is not None else (result.reason or ""),
         )
-
-    def _record(self, c: Claim, handle: TrialHandle, result: TrialResult) -> None:
-        handle.set_attrs(
-            {
-                ATTR_HISTORY: result.history,
-                ATTR_EPOCHS: result.epochs,
-                ATTR_PARAM_COUNT: result.param_count,
-                ATTR_WALL_TIME: result.wall_time_s,
-                ATTR_DEVICE_SECONDS: result.wall_time_s,
-                **result.attrs,
-            }
-        )
-        if result.outcome is Outcome.COMPLETE:
-            assert result.values is not None
-            if result.model is not None and handle.is_better_than_best(result.values):
-                self._save_model(handle, result)
-            handle.complete(result.values)
-            end_lease(self.services.repo, c.lease, LeaseState.FINISHED)
-        elif result.outcome is Outcome.PRUNED:
-            handle.prune()
-            end_lease(self.services.repo, c.lease, LeaseState.FINISHED)
-        elif result.outcome is Outcome.HANDED_BACK:
-            handle.hand_back(result.reason or "handed back")
-            end_lease(self.services.repo, c.lease, LeaseState.LOST, reason=result.reason)
-        else:  # FAILED, CANCELLED
-            handle.fail(result.reason or result.outcome.value)
-            end_lease(self.services.repo, c.lease, LeaseState.FINISHED, reason=result.reason)
 
     def _save_model(self, handle: TrialHandle, result: TrialResult) -> None:
         assert result.model is not None
@@ -321,17 +262,24 @@ class Worker:
             handle.save_model(str(path))
 
     def _fail_study(self, c: Claim, reason: str) -> None:
+        """The study cannot go on: its lease ends (counted) and the study fails."""
         log.error("study %s failed: %s", c.study.id, reason)
         repo = self.services.repo
         repo.end_lease(c.lease.id, LeaseState.FINISHED, reason=reason)
-        repo.set_study_status(
-            c.study.id,
-            expected=[StudyStatus.QUEUED, StudyStatus.RUNNING, StudyStatus.PAUSED],
-            target=StudyStatus.FAILED,
-            reason=reason,
-        )
+        repo.set_study_status(c.study.id, target=StudyStatus.FAILED, reason=reason)
 
 
-def _short(params: Mapping[str, Any], space: Mapping[str, Any]) -> str:
-    """The sampled part of the parameters, for log lines."""
-    return " ".join(f"{k}={params[k]}" for k in space if k in params)
+#: The lease's end state for each outcome: a handed-back trial runs again (its lease is lost,
+#: so it uses no budget); every other outcome uses its piece of the budget.
+LEASE_AFTER = {
+    Outcome.COMPLETE: LeaseState.FINISHED,
+    Outcome.PRUNED: LeaseState.FINISHED,
+    Outcome.FAILED: LeaseState.FINISHED,
+    Outcome.CANCELLED: LeaseState.FINISHED,
+    Outcome.HANDED_BACK: LeaseState.LOST,
+}
+
+
+def _is_cancelled(repo: Repository, study_id: int) -> bool:
+    study = repo.get_study(study_id)
+    return study is not None and study.status == StudyStatus.CANCELLED.value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from search_spaces import SearchSpaceError, parse_space
-from search_spaces.space import MAX_GRID_VALUES
+from search_spaces.dimensions import MAX_GRID_VALUES
 
 
 def test_grid_of_every_type() -> None:

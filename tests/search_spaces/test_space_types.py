@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from search_spaces import DEFAULTS, VOCABULARY, SearchSpace, parse_space
-from search_spaces.space import (
+from search_spaces.dimensions import (
     CategoricalDimension,
     Condition,
     FixedDimension,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from search_spaces import Problem, SearchSpaceError, parse_space, validate_space
-from search_spaces.space import MAX_CHOICES, MAX_DIMENSIONS
+from search_spaces.dimensions import MAX_CHOICES, MAX_DIMENSIONS
 
 
 def only(raw: Any, path: tuple[str | int, ...], code: str) -> str:

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 
 import optuna
 import pytest
 from fastapi.testclient import TestClient
-from support import make_settings, tiny_spec
+from support import tiny_spec
 
-from tuner_service.api.app import create_app
-from tuner_service.migrate import head_revision, upgrade
+from tuner_service.migrate import head_revision
 from tuner_service.queue import claim
-
-
-@pytest.fixture
-def client(sqlite_url: str) -> Iterator[TestClient]:
-    upgrade(sqlite_url)
-    app = create_app(make_settings(sqlite_url), run_reaper=False)
-    with TestClient(app) as c:
-        yield c
 
 
 def test_create_study_returns_201_with_id_name_status(client: TestClient) -> None:

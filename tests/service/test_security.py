@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from support import make_settings, tiny_spec
 
-from search_spaces.space import MAX_CHOICES, MAX_DIMENSIONS
+from search_spaces.dimensions import MAX_CHOICES, MAX_DIMENSIONS
 from tuner_service.api.app import create_app
 from tuner_service.migrate import upgrade
 from tuner_service.spec import MAX_PARALLEL, MAX_TRIALS

@@ -1,4 +1,5 @@
-"""workers.datasets and workers.data_paths: every loader, splits, confinement, the cache."""
+"""workers.datasets and workers.data_paths: every loader, the registry, splits, confinement, the
+cache."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tuner_service.spec import DatasetSpec
-from workers import datasets as ds
+from tuner_service.spec import DATASET_NAMES, DatasetSpec
 from workers.data_paths import DataPathError, resolve_data_path
-from workers.datasets import Dataset, DatasetCache, DatasetError, load_dataset
+from workers.datasets import Dataset, DatasetCache, DatasetError, keras_cache, load_dataset
+from workers.datasets.registry import SOURCES, source
 
 
 def spec(**kw: object) -> DatasetSpec:
@@ -150,7 +151,7 @@ def offline(monkeypatch) -> list[str]:
         attempts.append(fname)
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(ds, "_download", fail)
+    monkeypatch.setattr(keras_cache, "download", fail)
     return attempts
 
 
@@ -198,7 +199,7 @@ def test_download_attempt_uses_a_socket_timeout(keras_home, monkeypatch) -> None
         raise OSError("offline")
 
     monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
-    monkeypatch.setattr(ds, "DOWNLOAD_TIMEOUT_S", 3.0)
+    monkeypatch.setattr(keras_cache, "DOWNLOAD_TIMEOUT_S", 3.0)
     before = socket.getdefaulttimeout()
     with pytest.raises(DatasetError, match="offline"):
         load_dataset(spec(name="mnist"))
@@ -440,6 +441,14 @@ def test_loaders_refuse_paths_leaving_the_root(tmp_path) -> None:
         load_dataset(spec(name="image_folder", path="mixed"), data_root=root)
 
 
+def test_every_dataset_name_has_one_registered_source() -> None:
+    assert sorted(SOURCES) == sorted(DATASET_NAMES)
+    assert {n for n, s in SOURCES.items() if s.reads_data_root} == {"npz", "image_folder"}
+    assert {n for n, s in SOURCES.items() if s.standardise} == {"breast_cancer", "iris", "wine"}
+    with pytest.raises(DatasetError, match="unknown dataset 'nope'"):
+        source("nope")
+
+
 def test_light_modules_do_not_import_tensorflow() -> None:
     code = ("import sys, workers.data_paths, workers.datasets; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
@@ -449,16 +458,14 @@ def test_light_modules_do_not_import_tensorflow() -> None:
 # --------------------------------------------------------------------------- cache
 
 
-def test_cache_loads_once_and_evicts_least_recently_used(monkeypatch, tmp_path) -> None:
+def test_cache_loads_once_and_evicts_least_recently_used(tmp_path) -> None:
     calls: list[str] = []
-    real = ds.load_dataset
 
     def counting(s, *, data_root=None):
         calls.append(s.name + str(s.seed))
-        return real(s, data_root=data_root)
+        return load_dataset(s, data_root=data_root)
 
-    monkeypatch.setattr(ds, "load_dataset", counting)
-    cache = DatasetCache(max_items=2)
+    cache = DatasetCache(max_items=2, loader=counting)
     a, b, c = spec(name="iris", seed=1), spec(name="wine"), spec(name="iris", seed=2)
     first = cache.get(a)
     assert cache.get(spec(name="iris", seed=1)) is first  # equal spec, same object

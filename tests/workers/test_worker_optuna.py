@@ -231,7 +231,9 @@ def test_a_trial_taken_back_by_the_reaper_does_not_crash_the_worker(
     services.repo.register_worker(worker_id=worker.id, host="h", pid=1, device="cpu", info={})
     real_start = OptunaEngine.start
 
-    def start_then_reaped(self: OptunaEngine, c: object, worker_id: str) -> object:
+    def start_then_reaped(
+        self: OptunaEngine, c: object, worker_id: str, stop: object = None
+    ) -> object:
         handle = real_start(self, c, worker_id)  # type: ignore[arg-type]
         services.storage.set_trial_state_values(handle.trial._trial_id, TrialState.FAIL)
         return handle

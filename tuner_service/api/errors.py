@@ -16,7 +16,6 @@ from ..errors import (
     SpecError,
     TunerError,
 )
-from ..spec import parse_study_spec
 
 
 def status_for(exc: TunerError) -> int:
@@ -43,24 +42,11 @@ async def _tuner_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, plus the search-space problems for a study spec, so that one response
-    lists everything wrong with it."""
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422: every problem of the request with its path (a study spec's search-space
+    problems among them, found by the same validation, :class:`~tuner_service.spec.StudySpec`)."""
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
-    body = getattr(exc, "body", None)
-    if (
-        request.url.path.rstrip("/") == "/studies"
-        and request.method == "POST"
-        and isinstance(body, dict)
-    ):
-        try:
-            parse_study_spec(body)
-        except SpecError as spec_exc:
-            seen = {tuple(e.get("loc", ())) for e in errors}
-            for e in _problem_detail(spec_exc):
-                if tuple(e["loc"]) not in seen:
-                    errors.append(e)
     for e in errors:  # inputs and contexts may hold objects JSON cannot carry
         e.pop("ctx", None)
         e.pop("url", None)

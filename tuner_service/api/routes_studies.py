@@ -44,7 +44,7 @@ ON_STUDY_WRITE = error_responses(401, 404, 409)
 )
 async def create_study(spec: StudySpec, services: ServicesDep) -> Any:
     """Queue a study. 422 lists every problem of the spec with its path; 409 on a duplicate name."""
-    row = await run_in_threadpool(services.create_study, spec.model_dump(mode="json"))
+    row = await run_in_threadpool(services.create_study, spec)
     return services.study_summary(row)
 
 

@@ -1,34 +1,62 @@
-"""Engines decide which parameters each trial gets; the trainer is shared by all of them."""
+"""Engines as plug-ins, data-plane half: engine kind -> a factory of the worker's engine,
+imported lazily (TensorFlow, Keras Tuner and scikeras load only when a study needs them).
+
+The control-plane half of each kind is :mod:`tuner_service.engines`. Adding an engine: one
+module here (a :class:`WorkerEngine`) and one ``register(kind, "module:Class")`` line (or a
+call with the class itself, from the engine's own module).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Union
 
-from .base import ClaimRunner, Engine, EngineFatalError, TrialHandle
+from .base import EngineFatalError, TrialHandle, WorkerEngine
 
 if TYPE_CHECKING:
     from tuner_service.service import Services
 
+EngineFactory = Callable[["Services"], WorkerEngine]
 
-def engine_for(kind: str, services: Services) -> Engine | ClaimRunner:
-    """The engine of a study's ``engine.kind``.
+_FACTORIES: dict[str, Union[str, EngineFactory]] = {}  # noqa: UP007
+
+
+def register(kind: str, factory: str | EngineFactory) -> None:
+    """The worker engine of ``kind``: a factory ``(services) -> WorkerEngine``, or its
+    ``"module:attribute"`` path, imported when a study of that kind is first run."""
+    _FACTORIES[kind] = factory
+
+
+def unregister(kind: str) -> None:
+    _FACTORIES.pop(kind, None)
+
+
+def engine_for(kind: str, services: Services) -> WorkerEngine:
+    """A new engine of a study's ``engine.kind``.
 
     Raises:
         EngineFatalError: no engine of that kind is installed on this worker.
     """
-    if kind == "optuna":
-        from .optuna_engine import OptunaEngine
-
-        return OptunaEngine(services)
-    if kind == "keras_tuner":
-        from .kt_engine import KerasTunerEngine
-
-        return KerasTunerEngine(services)
-    if kind == "sklearn_grid":
-        from .grid_engine import SklearnGridEngine
-
-        return SklearnGridEngine(services)
-    raise EngineFatalError(f"this worker has no engine '{kind}'")
+    factory = _FACTORIES.get(kind)
+    if factory is None:
+        raise EngineFatalError(f"this worker has no engine '{kind}'")
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+        _FACTORIES[kind] = factory
+    return factory(services)
 
 
-__all__ = ["ClaimRunner", "Engine", "EngineFatalError", "TrialHandle", "engine_for"]
+register("optuna", "workers.engines.optuna_engine:OptunaEngine")
+register("keras_tuner", "workers.engines.keras_tuner:KerasTunerEngine")
+register("sklearn_grid", "workers.engines.grid_engine:SklearnGridEngine")
+
+__all__ = [
+    "EngineFatalError",
+    "TrialHandle",
+    "WorkerEngine",
+    "engine_for",
+    "register",
+    "unregister",
+]

@@ -1,16 +1,19 @@
-"""The engine interface: start a trial (get its parameters), report epochs, end it."""
+"""The data-plane engine interface: ``start`` a lease's trial (choose its parameters), ``run`` it
+through a :class:`~workers.trial_context.TrialContext`; the trial handle records the outcome the
+worker decides. Engines never see the worker."""
 
 from __future__ import annotations
 
+import threading
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-from tuner_service.queue import Claim
-from tuner_service.spec import StudySpec
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from workers.datasets import Dataset
-    from workers.worker import Worker
+    from tuner_service.queue import Claim
+
+    from ..trial_context import TrialContext
+    from ..trial_runner import TrialResult
 
 
 class EngineFatalError(RuntimeError):
@@ -48,24 +51,28 @@ class TrialHandle(Protocol):
         ...
 
 
-class Engine(Protocol):
-    def start(self, claim: Claim, worker_id: str) -> TrialHandle:
-        """Create the trial for a lease and choose its parameters.
+class WorkerEngine(ABC):
+    """One engine kind on a worker (one instance per kind for the worker's life)."""
+
+    @abstractmethod
+    def start(
+        self, claim: Claim, worker_id: str, stop: threading.Event | None = None
+    ) -> TrialHandle | None:
+        """Create the trial of a lease, attach it to the lease and choose its parameters.
+        None: the engine has nothing to run (the worker drops the unattached lease).
+        ``stop`` is set when the worker is shutting down (an engine that waits watches it).
 
         Raises:
             EngineFatalError: the study cannot run on this engine.
+            LeaseLostError: the lease was taken back before the trial was attached.
         """
-        ...
 
+    def run(self, handle: TrialHandle, ctx: TrialContext) -> TrialResult:
+        """Run the trial and say how it ended (default: the shared training loop). The worker
+        records the outcome through ``handle``.
 
-@runtime_checkable
-class ClaimRunner(Protocol):
-    """An engine that runs a whole lease itself (its trials do not fit ``start`` + the shared
-    training loop: a Keras Tuner oracle's continued trials, cross-validated grid points). It
-    may use ``worker.train`` for the shared loop and must end the lease."""
-
-    def run_claim(self, claim: Claim, spec: StudySpec, dataset: Dataset, worker: Worker) -> None:
-        """Raises:
-        EngineFatalError: the study cannot run on this engine.
+        Raises:
+            EngineFatalError: the study cannot go on.
+            LeaseLostError: the trial was taken back.
         """
-        ...
+        return ctx.train()

@@ -1,27 +1,28 @@
 """The ``sklearn_grid`` engine: each lease is one grid point, cross-validated with scikeras'
-``KerasClassifier`` the way ``GridSearchCV(estimator, param_grid, cv=..., scoring=...)`` does it.
+``KerasClassifier`` the way ``GridSearchCV(estimator, param_grid, cv=..., scoring=...)`` does
+it.
 
 The points were queued as WAITING Optuna trials when the study was created
-(:mod:`tuner_service.grid`); ``study.ask()`` hands each to exactly one worker, and a point whose
-worker was lost is re-queued by the reaper like any Optuna trial. For each point, every fold is
-fitted on a fresh clone of the estimator and scored with the study's scorer, on the splits of
-``check_cv(cv, y, classifier=True)`` -- what ``GridSearchCV`` uses -- over the training and
-validation parts of the dataset together (the test part stays for the final evaluation). The
-Optuna trial's value is the mean test score; each fold's score is an intermediate value (step =
-fold) and the fold scores and times are user attributes.
+(:mod:`tuner_service.engines.sklearn_grid`); ``study.ask()`` hands each to exactly one worker,
+and a point whose worker was lost is re-queued by the reaper like any Optuna trial. For each
+point, every fold is fitted on a fresh clone of the estimator and scored with the study's
+scorer, on the splits of ``check_cv(cv, y, classifier=True)`` -- what ``GridSearchCV`` uses --
+over the training and validation parts of the dataset together (the test part stays for the
+final evaluation). The Optuna trial's value is the mean test score; each fold's score is an
+intermediate value (step = fold) and the fold scores and times are user attributes.
 
 The estimator: ``KerasClassifier(model=scikeras_model, random_state=study seed, epochs=
 budget.max_epochs, verbose=0, **params)`` with the vocabulary under scikeras names
 (:mod:`search_spaces.scikeras`): the model comes from the service's builder
 (:func:`workers.model_builder.build_model`) and is compiled with the optimizer scikeras makes
 from ``optimizer`` / ``optimizer__*`` (as in the seed notebook). With the same seed, a direct
-``GridSearchCV`` over :func:`make_estimator` gives the same scores (tests/workers/test_grid.py).
-"""
+``GridSearchCV`` over :func:`make_estimator` gives the same scores (tests/workers/test_grid.py)."""
 
 from __future__ import annotations
 
 import logging
 import statistics
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -31,27 +32,35 @@ import optuna
 
 from search_spaces.scikeras import to_scikeras_params
 from search_spaces.vocabulary import effective_learning_rate, with_defaults
-from tuner_service.grid import ATTR_FIT_TIMES, ATTR_FOLD_SCORES, ATTR_SCORE_TIMES, grid_names
+from tuner_service.engines.sklearn_grid import (
+    ATTR_FIT_TIMES,
+    ATTR_FOLD_SCORES,
+    ATTR_SCORE_TIMES,
+    SklearnGridEngineSpec,
+    grid_names,
+)
 from tuner_service.optuna_bridge import (
     ATTR_EFFECTIVE_LR,
     ATTR_PARAMS_FULL,
     ATTR_SEED,
     ATTR_WORKER,
 )
-from tuner_service.queue import Claim, end_lease
+from tuner_service.queue import Claim
+from tuner_service.retrying import with_retry
 from tuner_service.service import Services
-from tuner_service.spec import SklearnGridEngineSpec, StudySpec
-from tuner_service.states import LeaseState, StudyStatus
+from tuner_service.spec import StudySpec
 
 from ..model_builder import build_model
 from ..runtime import clear_session
+from ..trial_runner import Outcome, TrialResult
+from .base import TrialHandle, WorkerEngine
 from .optuna_engine import OptunaTrialHandle
 
 if TYPE_CHECKING:
     from scikeras.wrappers import KerasClassifier
 
     from ..datasets import Dataset
-    from ..worker import Worker
+    from ..trial_context import TrialContext
 
 log = logging.getLogger(__name__)
 
@@ -100,36 +109,41 @@ def cv_data(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-class SklearnGridEngine:
+class SklearnGridEngine(WorkerEngine):
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    def _start(self, c: Claim, spec: StudySpec, worker_id: str) -> OptunaTrialHandle:
-        study = optuna.load_study(
-            study_name=c.study.name,
+    def start(
+        self, claim: Claim, worker_id: str, stop: threading.Event | None = None
+    ) -> OptunaTrialHandle:
+        spec = StudySpec.model_validate(claim.study.spec)
+        study = with_retry(
+            optuna.load_study,
+            study_name=claim.study.name,
             storage=self.services.storage,
             sampler=optuna.samplers.RandomSampler(seed=spec.seed),
             pruner=optuna.pruners.NopPruner(),
         )
-        trial = study.ask()  # pops the next queued grid point (each goes to one worker)
+        trial = with_retry(study.ask)  # pops the next queued grid point (one worker each)
         self.services.repo.attach_trial(
-            c.lease.id, trial_id=trial._trial_id, trial_number=trial.number
+            claim.lease.id, trial_id=trial._trial_id, trial_number=trial.number
         )
-        trial.set_user_attr(ATTR_WORKER, worker_id)
+        with_retry(trial.set_user_attr, ATTR_WORKER, worker_id)
         params = spec.space().sample(trial)
         return OptunaTrialHandle(
             self.services, study, trial, params, spec.seed or 0, multi=False
         )
 
-    def run_claim(self, c: Claim, spec: StudySpec, dataset: Dataset, worker: Worker) -> None:
+    def run(self, handle: TrialHandle, ctx: TrialContext) -> TrialResult:
+        """Cross-validate the grid point; its fold scores and times are recorded with the
+        outcome, each fold's score is reported as an intermediate value."""
         from sklearn.base import clone, is_classifier
         from sklearn.metrics import check_scoring
         from sklearn.model_selection import check_cv
 
+        spec = ctx.spec
         engine = spec.engine
         assert isinstance(engine, SklearnGridEngineSpec)
-        repo = self.services.repo
-        handle = self._start(c, spec, worker.id)
         sk_params = estimator_params(spec, handle.params)
         handle.set_attrs({
             ATTR_SEED: spec.seed,
@@ -137,26 +151,21 @@ class SklearnGridEngine:
             ATTR_EFFECTIVE_LR: effective_learning_rate(handle.params),
             "sklearn_params": to_scikeras_params(handle.params, grid_names(spec)),
         })
-        prefix = f"study {c.study.id} grid point {handle.number}"
+        prefix = f"study {ctx.study_id} grid point {handle.number}"
         log.info("%s: start %s", prefix, sk_params)
-        x, y = cv_data(dataset)
+        x, y = cv_data(ctx.dataset)
         base = make_estimator(epochs=spec.budget.max_epochs, seed=spec.seed, **sk_params)
         scorer = check_scoring(base, scoring=engine.scoring)
         folds = list(check_cv(engine.cv, y, classifier=is_classifier(base)).split(x, y))
         scores: list[float] = []
         fit_times: list[float] = []
         score_times: list[float] = []
+        ctx.record_attrs({ATTR_FOLD_SCORES: scores})  # what was scored, whatever the outcome
         try:
             for i, (train, test) in enumerate(folds):
-                if worker.stop_event.is_set():
-                    handle.hand_back("worker shutting down")
-                    end_lease(repo, c.lease, LeaseState.LOST, reason="worker shutting down")
-                    return
-                row = repo.get_study(c.study.id)
-                if row is not None and row.status == StudyStatus.CANCELLED.value:
-                    handle.fail("study cancelled")
-                    end_lease(repo, c.lease, LeaseState.FINISHED, reason="study cancelled")
-                    return
+                interrupted = ctx.interruption()
+                if interrupted is not None:
+                    return interrupted
                 est = clone(base)
                 t0 = time.perf_counter()
                 est.fit(x[train], y[train])
@@ -165,35 +174,22 @@ class SklearnGridEngine:
                 fit_times.append(t1 - t0)
                 score_times.append(time.perf_counter() - t1)
                 scores.append(score)
-                handle.trial.report(score, step=i)
+                ctx.report(i, score)
                 log.info("%s fold %d/%d %s=%.4f", prefix, i + 1, len(folds),
                          engine.scoring, score)
                 clear_session()
         except Exception as exc:  # a point that cannot train fails; the worker goes on
             reason = f"{type(exc).__name__}: {exc}"
-            log.info("%s: failed %s", prefix, reason)
-            try:
-                handle.set_attrs({ATTR_FOLD_SCORES: scores})
-                handle.fail(reason)
-                end_lease(repo, c.lease, LeaseState.FINISHED, reason=reason)
-            except Exception:
-                log.exception("%s: could not record the failure", prefix)
-            return
+            return TrialResult(Outcome.FAILED, None, {}, 0, 0, sum(fit_times), reason=reason)
         finally:
             clear_session()
         mean = float(np.mean(scores))
-        try:
-            handle.set_attrs({
-                ATTR_FOLD_SCORES: scores,
-                ATTR_FIT_TIMES: fit_times,
-                ATTR_SCORE_TIMES: score_times,
-                "cv_std_test_score": float(statistics.pstdev(scores)),
-                "wall_time_s": sum(fit_times) + sum(score_times),
-            })
-            handle.complete([mean])
-            end_lease(repo, c.lease, LeaseState.FINISHED)
-        except Exception:
-            # The reaper took the point back (this worker looked dead): it is re-queued.
-            log.exception("%s: could not record the result", prefix)
-            return
+        wall = sum(fit_times) + sum(score_times)
+        ctx.record_attrs({
+            ATTR_FIT_TIMES: fit_times,
+            ATTR_SCORE_TIMES: score_times,
+            "cv_std_test_score": float(statistics.pstdev(scores)),
+            "wall_time_s": wall,
+        })
         log.info("%s: mean %s=%.4f", prefix, engine.scoring, mean)
+        return TrialResult(Outcome.COMPLETE, [mean], {}, 0, 0, wall)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,20 +13,19 @@ import optuna
 from optuna.trial import TrialState
 
 from search_spaces import SearchSpace
+from tuner_service.engines.optuna import OptunaEngineSpec, build_pruner, build_sampler
 from tuner_service.optuna_bridge import (
     ATTR_FAIL_REASON,
     ATTR_MODEL_ARTIFACT,
     ATTR_WORKER,
-    build_pruner,
-    build_sampler,
     requeue_trial,
 )
 from tuner_service.queue import Claim
 from tuner_service.retrying import with_retry
 from tuner_service.service import Services
-from tuner_service.spec import OptunaEngineSpec, StudySpec
+from tuner_service.spec import StudySpec
 
-from .base import EngineFatalError
+from .base import EngineFatalError, WorkerEngine
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class OptunaTrialHandle:
         return artifact_id
 
 
-class OptunaEngine:
+class OptunaEngine(WorkerEngine):
     """Keeps one ``optuna.Study`` with one sampler and pruner per study for the worker's life,
     as a process of a stock distributed Optuna run does: the trial cache and the sampler's
     incremental state are reused across trials. The sampler is seeded from the worker's first
@@ -145,7 +145,9 @@ class OptunaEngine:
         _, spec, space, study = self._current
         return spec, space, study
 
-    def start(self, claim: Claim, worker_id: str) -> OptunaTrialHandle:
+    def start(
+        self, claim: Claim, worker_id: str, stop: threading.Event | None = None
+    ) -> OptunaTrialHandle:
         spec, space, study = self._study(claim)
         # A retried ask may leave a RUNNING trial that no lease holds: the reaper's orphan
         # sweep fails and re-queues it once the grace period has passed.

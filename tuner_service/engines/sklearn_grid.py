@@ -1,7 +1,7 @@
-"""The ``sklearn_grid`` engine's control-plane side: every grid point is queued as a WAITING
-Optuna trial when the study is created (workers pop them in order with ``study.ask()``, which
-hands each to exactly one worker), and finished points are assembled into ``GridSearchCV``'s
-``cv_results_`` / ``best_params_`` / ``best_score_``.
+"""The ``sklearn_grid`` engine's control-plane half: its options (folds, scorer); every grid point
+is queued as a WAITING Optuna trial when the study is created (workers pop them in order with
+``study.ask()``, which hands each to exactly one worker), and finished points are assembled into
+``GridSearchCV``'s ``cv_results_`` / ``best_params_`` / ``best_score_``.
 
 Candidates are ordered like scikit-learn's ``ParameterGrid`` over the scikeras names (keys
 sorted, each key's values in the order of the space), so ``best_index_`` breaks ties the way
@@ -11,15 +11,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from pydantic import Field
 
+from search_spaces.dimensions import FixedDimension
 from search_spaces.scikeras import scikeras_name
-from search_spaces.space import FixedDimension
 
-from .spec import SklearnGridEngineSpec, StudySpec
+from ..errors import Problem
+from .base import EngineOptions, EnginePlugin, grid_problems
+
+if TYPE_CHECKING:
+    from ..spec import StudySpec
+
+
+class SklearnGridEngineSpec(EngineOptions):
+    """scikeras ``KerasClassifier`` + scikit-learn cross-validation over every grid point, like
+    ``GridSearchCV(estimator, param_grid, cv=cv, scoring=scoring)``."""
+
+    kind: Literal["sklearn_grid"]
+    cv: int = Field(3, ge=2, le=100, description="Folds (StratifiedKFold for classifiers).")
+    scoring: str = Field(
+        "accuracy", min_length=1, max_length=100, description="A scikit-learn scorer name."
+    )
+
 
 ATTR_GRID_INDEX = "grid_index"
 ATTR_FOLD_SCORES = "cv_fold_scores"
@@ -53,6 +70,7 @@ def _rank_min(scores: Sequence[float | None]) -> list[int]:
 
 
 def grid_results(spec: StudySpec, trials: Sequence[FrozenTrial]) -> dict[str, Any]:
+    """Finished points in ``GridSearchCV``'s shape."""
     engine = spec.engine
     assert isinstance(engine, SklearnGridEngineSpec)
     space = spec.space()
@@ -106,3 +124,45 @@ def grid_results(spec: StudySpec, trials: Sequence[FrozenTrial]) -> dict[str, An
         "best_score_": None if best is None else means[best],
         "best_params": None if best is None else ordered[best].params,
     }
+
+
+class SklearnGridEngine(EnginePlugin):
+    kind = "sklearn_grid"
+    options_model: ClassVar[type[EngineOptions]] = SklearnGridEngineSpec
+    keeps_model = False  # like GridSearchCV(refit=False): scores only
+    single_objective = True
+
+    def problems(self, spec: StudySpec) -> list[Problem]:
+        problems = super().problems(spec)
+        engine = spec.engine
+        assert isinstance(engine, SklearnGridEngineSpec)
+        if spec.objectives[0].resolved_direction != "maximize":
+            problems.append(
+                Problem(
+                    ("objective", "direction"),
+                    "sklearn_grid ranks grid points by the mean cross-validation score "
+                    "(greater is better): the direction must be 'maximize'",
+                    "engine",
+                )
+            )
+        try:  # scikit-learn is a worker dependency: check the name where it is installed
+            from sklearn.metrics import get_scorer_names
+        except ImportError:
+            pass
+        else:
+            if engine.scoring not in get_scorer_names():
+                problems.append(
+                    Problem(
+                        ("engine", "scoring"),
+                        f"{engine.scoring!r} is not a scikit-learn scorer name",
+                        "engine_options",
+                    )
+                )
+        problems.extend(grid_problems(spec, budget_within_grid=True))
+        return problems
+
+    def on_create(self, study: optuna.Study, spec: StudySpec) -> None:
+        enqueue_grid_points(study, spec)
+
+    def results(self, spec: StudySpec, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
+        return grid_results(spec, trials)

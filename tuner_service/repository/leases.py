@@ -1,0 +1,230 @@
+"""Leases: the claim, attaching a trial, ending a lease, completing a study, the budget."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from ..db import db_retry
+from ..errors import LeaseLostError
+from ..models import LeaseRow, StudyRow, WorkerRow
+from ..states import EVALUATIONS, LEASES, STUDIES, LeaseState, StudyStatus, WorkerStatus
+from .base import Lease, LeaseCounts, RepositoryBase, _lease, utcnow
+
+
+class LeasesMixin(RepositoryBase):
+    @db_retry()
+    def own_unattached_lease(self, worker_id: str) -> Lease | None:
+        with self.session() as s:
+            row = s.scalars(
+                sa.select(LeaseRow).where(
+                    LeaseRow.worker_id == worker_id,
+                    LeaseRow.state == LeaseState.ACTIVE.value,
+                    LeaseRow.trial_id.is_(None),
+                )
+            ).first()
+            return _lease(row) if row else None
+
+    @db_retry()
+    def try_claim(self, study_id: int, worker_id: str) -> tuple[Lease, StudyRow] | None:
+        """Hand one trial of ``study_id`` to ``worker_id`` if its budget and parallelism allow.
+
+        Losing a race (the row is locked by another claimer) returns None: that is normal.
+        """
+        with self.session() as s:
+            study = self._lock_study(s, study_id)
+            if study is None or not StudyStatus(study.status).hands_out_trials:
+                return None
+            now = utcnow()  # under the lock: after every lease end this claim can see
+            if (
+                study.timeout_s is not None
+                and study.started_at is not None
+                and (now - study.started_at > timedelta(seconds=study.timeout_s))
+            ):
+                return None
+            counts = self._lease_counts(s, study_id)
+            if counts.used >= study.n_trials or counts.active >= study.max_parallel:
+                return None
+            study.lease_seq += 1
+            lease = LeaseRow(
+                study_id=study_id,
+                worker_id=worker_id,
+                state=LeaseState.ACTIVE.value,
+                seq=study.lease_seq,
+                created_at=now,
+                updated_at=now,
+                active_at_claim=counts.active + 1,
+            )
+            s.add(lease)
+            if study.status == StudyStatus.QUEUED.value:  # the first claim
+                STUDIES.check(StudyStatus.QUEUED, StudyStatus.RUNNING)
+                study.status = StudyStatus.RUNNING.value
+                study.started_at = study.started_at or now
+            study.updated_at = now
+            s.flush()
+            return _lease(lease), study
+
+    @db_retry()
+    def complete_if_done(self, study_id: int) -> str | None:
+        """In one locked transaction: mark a queued/running study completed when its budget is
+        spent (or its timeout passed) and no lease is active; its final evaluation becomes
+        pending. Returns the reason when it completed the study, else None."""
+        now = utcnow()
+        with self.session() as s:
+            study = self._lock_study(s, study_id)
+            if study is None or not StudyStatus(study.status).hands_out_trials:
+                return None
+            counts = self._lease_counts(s, study_id)
+            if counts.active:
+                return None
+            timed_out = (
+                study.timeout_s is not None
+                and study.started_at is not None
+                and now - study.started_at > timedelta(seconds=study.timeout_s)
+            )
+            if counts.finished < study.n_trials and not timed_out:
+                return None
+            reason = "budget spent" if counts.finished >= study.n_trials else "timeout reached"
+            STUDIES.check(StudyStatus(study.status), StudyStatus.COMPLETED)
+            study.status = StudyStatus.COMPLETED.value
+            study.status_reason = reason
+            study.finished_at = now
+            study.updated_at = now
+            if study.evaluation_state is None:
+                study.evaluation_state = EVALUATIONS.initial.value
+            return reason
+
+    @db_retry()
+    def lease_counts(self, study_id: int) -> LeaseCounts:
+        with self.session() as s:
+            return self._lease_counts(s, study_id)
+
+    @db_retry()
+    def attach_trial(self, lease_id: int, *, trial_id: int, trial_number: int) -> None:
+        """Record which trial an active lease runs (``updated_at`` keeps the lease's last
+        state change).
+
+        Raises:
+            LeaseLostError: the lease is no longer active (the reaper took it back).
+        """
+        with self.session() as s:
+            res = s.execute(
+                sa.update(LeaseRow)
+                .where(LeaseRow.id == lease_id, LeaseRow.state == LeaseState.ACTIVE.value)
+                .values(trial_id=trial_id, trial_number=trial_number)
+            )
+            if not res.rowcount:  # type: ignore[attr-defined]
+                raise LeaseLostError(f"lease {lease_id} was taken back before its trial started")
+
+    @db_retry()
+    def end_lease(self, lease_id: int, target: LeaseState, *, reason: str | None = None) -> bool:
+        """Compare-and-set from ACTIVE; False when someone (the reaper) ended it first.
+
+        Raises:
+            InvalidTransitionError: an active lease cannot become ``target``.
+        """
+        LEASES.check(LeaseState.ACTIVE, target)
+        with self.session() as s:
+            res = s.execute(
+                sa.update(LeaseRow)
+                .where(LeaseRow.id == lease_id, LeaseRow.state == LeaseState.ACTIVE.value)
+                .values(state=target.value, reason=reason, updated_at=utcnow())
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    @db_retry()
+    def count_lost_lease_as_finished(self, study_id: int, trial_id: int) -> None:
+        """A trial that failed for good uses its piece of the budget: its lost lease becomes a
+        finished one, so that the study ends with exactly n_trials finished trials. Its
+        ``updated_at`` stays the time the lease ended (when it was lost). The move LOST ->
+        FINISHED is the lease table's (:data:`LEASES`); active leases are not touched."""
+        target = LeaseState.FINISHED
+        expected = [e.value for e in LEASES.sources(target) if e is not LeaseState.ACTIVE]
+        with self.session() as s:
+            s.execute(
+                sa.update(LeaseRow)
+                .where(
+                    LeaseRow.study_id == study_id,
+                    LeaseRow.trial_id == trial_id,
+                    LeaseRow.state.in_(expected),
+                )
+                .values(state=target.value)
+            )
+
+    @db_retry()
+    def get_lease(self, lease_id: int) -> Lease | None:
+        with self.session() as s:
+            row = s.get(LeaseRow, lease_id)
+            return _lease(row) if row else None
+
+    @db_retry()
+    def active_leases(self, study_id: int | None = None) -> list[Lease]:
+        with self.session() as s:
+            q = sa.select(LeaseRow).where(LeaseRow.state == LeaseState.ACTIVE.value)
+            if study_id is not None:
+                q = q.where(LeaseRow.study_id == study_id)
+            return [_lease(r) for r in s.scalars(q)]
+
+    @db_retry()
+    def stale_leases(self, cutoff: datetime) -> list[Lease]:
+        """Active leases whose worker went silent before ``cutoff`` or is no longer alive."""
+        with self.session() as s:
+            q = (
+                sa.select(LeaseRow)
+                .join(WorkerRow, WorkerRow.id == LeaseRow.worker_id)
+                .where(LeaseRow.state == LeaseState.ACTIVE.value)
+                .where(
+                    sa.or_(
+                        WorkerRow.last_heartbeat < cutoff,
+                        WorkerRow.status != WorkerStatus.ALIVE.value,
+                    )
+                )
+            )
+            return [_lease(r) for r in s.scalars(q)]
+
+    @db_retry()
+    def trial_workers(self, study_id: int) -> dict[int, str]:
+        """trial number -> the worker that holds or held it (latest lease)."""
+        with self.session() as s:
+            q = (
+                sa.select(LeaseRow.trial_number, LeaseRow.worker_id)
+                .where(LeaseRow.study_id == study_id, LeaseRow.trial_number.is_not(None))
+                .order_by(LeaseRow.id)
+            )
+            return {int(n): w for n, w in s.execute(q) if n is not None}
+
+    @db_retry()
+    def leases_by_state(self) -> dict[str, int]:
+        with self.session() as s:
+            q = sa.select(LeaseRow.state, sa.func.count()).group_by(LeaseRow.state)
+            return {state: int(n) for state, n in s.execute(q)}
+
+    @db_retry()
+    def drop_unattached_lease(self, lease_id: int) -> bool:
+        """Delete an active lease that never got a trial (the engine had nothing to run): it
+        uses no budget. False when it is gone, ended or attached."""
+        with self.session() as s:
+            res = s.execute(
+                sa.delete(LeaseRow).where(
+                    LeaseRow.id == lease_id,
+                    LeaseRow.state == LeaseState.ACTIVE.value,
+                    LeaseRow.trial_id.is_(None),
+                )
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    @db_retry()
+    def close_budget(self, study_id: int) -> int:
+        """The engine's search is over before the budget is spent (e.g. a Keras Tuner oracle
+        said STOPPED): lower ``n_trials`` to the trials handed out, so that no more are handed
+        out and the study completes when they finish. Returns the new ``n_trials``."""
+        with self.session() as s:
+            study = s.scalars(
+                sa.select(StudyRow).where(StudyRow.id == study_id).with_for_update()
+            ).one()
+            used = self._lease_counts(s, study_id).used
+            if used < study.n_trials:
+                study.n_trials = used
+                study.updated_at = utcnow()
+            return int(study.n_trials)
