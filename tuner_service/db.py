@@ -62,23 +62,30 @@ def _begin_immediate(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def configure_sqlite(engine: Engine) -> None:
+def _begin_deferred(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def configure_sqlite(engine: Engine, *, read_only: bool = False) -> None:
     """WAL, busy timeout and ``BEGIN IMMEDIATE`` transactions on a SQLite engine.
 
     Every transaction takes the write lock up front (waiting up to the busy timeout), so a
     transaction that reads then writes never fails with an instant "database is locked" when
     another process wrote in between; WAL keeps readers of other connections unblocked.
+    A ``read_only`` engine (one that never writes) opens plain ``BEGIN`` transactions instead:
+    one snapshot per transaction, no write lock, so readers never queue behind writers.
     """
     event.listen(engine, "connect", _sqlite_pragmas)
-    event.listen(engine, "begin", _begin_immediate)
+    event.listen(engine, "begin", _begin_deferred if read_only else _begin_immediate)
     engine.dispose()  # connections opened before the listeners lack the pragmas
 
 
-def create_db_engine(url: str) -> Engine:
+def create_db_engine(url: str, *, read_only: bool = False) -> Engine:
+    """``read_only``: for an engine that only reads (SQLite: deferred transactions)."""
     url = normalize_url(url)
     engine = sa.create_engine(url, **engine_kwargs(url))
     if is_sqlite(url):
-        configure_sqlite(engine)
+        configure_sqlite(engine, read_only=read_only)
     return engine
 
 

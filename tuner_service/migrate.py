@@ -41,11 +41,12 @@ def upgrade(url: str) -> str:
     engine = create_db_engine(url)
     try:
         wait_for_database(engine)
+        # Optuna's tables first: revision 0004 indexes Optuna's ``trials`` table.
+        create_optuna_storage(url).engine.dispose()  # creates or checks Optuna's tables
         cfg = _config()
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
-        create_optuna_storage(url)  # creates or checks Optuna's tables
         return head_revision()
     finally:
         engine.dispose()

@@ -50,7 +50,7 @@ class StudyRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Final evaluation of the best trial on the test split: pending | running | done | failed.
-    evaluation_state: Mapped[str | None] = mapped_column(String(16))
+    evaluation_state: Mapped[str | None] = mapped_column(String(16), index=True)
     evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
@@ -72,7 +72,10 @@ class LeaseRow(Base):
     """One hand-out of one trial to one worker. Not a trial record: Optuna holds the trial."""
 
     __tablename__ = "tuner_leases"
-    __table_args__ = (Index("ix_tuner_leases_study_state", "study_id", "state"),)
+    __table_args__ = (
+        Index("ix_tuner_leases_study_state", "study_id", "state"),
+        Index("ix_tuner_leases_study_trial_number", "study_id", "trial_number"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     study_id: Mapped[int] = mapped_column(

@@ -15,6 +15,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from .db import configure_sqlite, engine_kwargs, is_sqlite, normalize_url
+from .reads import TrialReads
 from .retrying import with_retry
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -93,13 +94,6 @@ def trial_to_dict(t: FrozenTrial) -> dict[str, Any]:
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
-def trial_counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    counts = {s.name.lower(): 0 for s in TrialState}
-    for t in trials:
-        counts[t.state.name.lower()] += 1
-    return counts
-
-
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The best trial (single objective) or the Pareto front (several); empty when none."""
     try:
@@ -115,13 +109,16 @@ def retries_used(trial: FrozenTrial) -> int:
     return len(trial.system_attrs.get(SYS_RETRY_HISTORY, []))
 
 
-def requeue_trial(study: optuna.Study, trial: FrozenTrial, *, max_retries: int) -> int | None:
+def requeue_trial(
+    study: optuna.Study, trial: FrozenTrial, *, max_retries: int, reads: TrialReads
+) -> int | None:
     """Add a WAITING copy of ``trial`` (same params), tagged like Optuna's
     ``RetryFailedTrialCallback`` so that its ``retried_trial_number``/``retry_history`` work.
 
     Returns the retry count of the new trial, or ``None`` when ``max_retries`` is spent.
     Idempotent, and retried on transient database errors: a copy already added (by an attempt
-    whose answer was lost) is not added twice.
+    whose answer was lost) is not added twice (looked up among the study's trials that carry
+    a retry history, not by loading every trial).
     """
     history = [*trial.system_attrs.get(SYS_RETRY_HISTORY, []), trial.number]
     if len(history) > max_retries:
@@ -129,8 +126,8 @@ def requeue_trial(study: optuna.Study, trial: FrozenTrial, *, max_retries: int) 
     keep = {k: v for k, v in trial.user_attrs.items() if k == ATTR_WARM_START}
 
     def add_once() -> None:
-        for t in study.get_trials(deepcopy=False):
-            if t.system_attrs.get(SYS_RETRY_HISTORY) == history:
+        for _, seen in reads.system_attr_values(study._study_id, SYS_RETRY_HISTORY):
+            if seen == history:
                 return
         study.add_trial(
             optuna.trial.create_trial(

@@ -19,6 +19,7 @@ from .db import TRANSIENT_DB_ERRORS
 from .engines import UnknownEngineError, get_engine
 from .optuna_bridge import ATTR_FAIL_REASON, SYS_RETRY_HISTORY, requeue_trial, retries_used
 from .queue import maybe_complete
+from .reads import TrialReads
 from .repository import Lease, Repository, utcnow
 from .retrying import RETRY_MAX_BACKOFF_S, with_retry
 from .states import LeaseState, StudyStatus
@@ -49,6 +50,7 @@ class Reaper:
         judged silent (default: the grace period plus the longest retry backoff)."""
         self.repo = repo
         self.storage = storage
+        self.reads = TrialReads(repo.engine)
         self.grace_period = grace_period
         self.max_retries = max_retries
         self.settle_s = grace_period + RETRY_MAX_BACKOFF_S if settle_s is None else settle_s
@@ -136,7 +138,10 @@ class Reaper:
             return  # the engine sends the lost trial back itself (and frees its budget)
         study = with_retry(optuna.load_study, study_name=study_row.name, storage=self.storage)
         retry = requeue_trial(
-            study, with_retry(self.storage.get_trial, trial_id), max_retries=self.max_retries
+            study,
+            with_retry(self.storage.get_trial, trial_id),
+            max_retries=self.max_retries,
+            reads=self.reads,
         )
         log.warning(
             "study %s trial %s re-queued (retry %s): %s", study_id, trial.number, retry, reason
@@ -151,8 +156,10 @@ class Reaper:
         study_row = self.repo.get_study(study_id)
         if study_row is None:
             return
-        for t in with_retry(self.storage.get_all_trials, study_row.optuna_study_id, False):
-            if trial.number in t.system_attrs.get(SYS_RETRY_HISTORY, []):
+        for _, history in self.reads.system_attr_values(
+            study_row.optuna_study_id, SYS_RETRY_HISTORY
+        ):
+            if trial.number in history:
                 return
         self.repo.count_lost_lease_as_finished(study_id, trial._trial_id)
 

@@ -25,11 +25,10 @@ from .optuna_bridge import (
     ATTR_MODEL_ARTIFACT,
     ATTR_WALL_TIME,
     ATTR_WARM_START,
-    best_trials,
     create_optuna_storage,
-    trial_counts,
     trial_to_dict,
 )
+from .reads import TrialReads
 from .repository import Repository
 from .settings import Settings
 from .spec import StudySpec, parse_study_spec
@@ -56,6 +55,14 @@ class Services:
         return Repository(self.engine)
 
     @cached_property
+    def reads(self) -> TrialReads:
+        """Page-sized reads of the study's trials (SQLite: on a read-only engine)."""
+        return TrialReads(
+            create_db_engine(self.settings.database_url, read_only=True),
+            sum_keys=(ATTR_WALL_TIME, ATTR_DEVICE_SECONDS),
+        )
+
+    @cached_property
     def storage(self) -> optuna.storages.RDBStorage:
         return create_optuna_storage(self.settings.database_url)
 
@@ -68,6 +75,8 @@ class Services:
             self.engine.dispose()
         if "storage" in self.__dict__:
             self.storage.engine.dispose()
+        if "reads" in self.__dict__:
+            self.reads.engine.dispose()
 
     # --- helpers --------------------------------------------------------------------------
     def study_row(self, study_id: int) -> StudyRow:
@@ -165,19 +174,18 @@ class Services:
         }
 
     def study_detail(self, study_id: int) -> dict[str, Any]:
+        """A study with its trial counts, budget use, totals and best trial(s): aggregates
+        and indexed lookups, so its cost does not grow with the study."""
         row = self.study_row(study_id)
-        study = self.optuna_study(row)
-        trials = study.get_trials(deepcopy=False)
-        best = best_trials(study)
+        view = self.reads.overview(row.optuna_study_id)
+        best = view.best
         counts = self.repo.lease_counts(row.id)
-        wall = sum(float(t.user_attrs.get(ATTR_WALL_TIME, 0.0)) for t in trials)
-        device = sum(float(t.user_attrs.get(ATTR_DEVICE_SECONDS, 0.0)) for t in trials)
         return {
             **self.study_summary(row),
             "spec": row.spec,
             "updated_at": row.updated_at.isoformat(),
-            "directions": [d.name.lower() for d in study.directions],
-            "trial_counts": trial_counts(trials),
+            "directions": [d.name.lower() for d in view.directions],
+            "trial_counts": view.counts,
             "budget": {
                 "n_trials": row.n_trials,
                 "handed_out": counts.used,
@@ -189,35 +197,33 @@ class Services:
             "best_trials": [_best_summary(t) for t in best] if len(best) > 1 else None,
             "evaluation_state": row.evaluation_state,
             "evaluation": row.evaluation,
-            "total_trial_seconds": wall,
-            "total_device_seconds": device,
+            "total_trial_seconds": view.sums[ATTR_WALL_TIME],
+            "total_device_seconds": view.sums[ATTR_DEVICE_SECONDS],
         }
 
     def list_trials(
         self, study_id: int, *, state: str | None = None, limit: int = 100, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int]:
+        """One page of trials, ordered by number, cut by the database."""
         row = self.study_row(study_id)
-        study = self.optuna_study(row)
-        states = None
-        if state is not None:
-            states = (TrialState[state.upper()],)
-        trials = study.get_trials(deepcopy=False, states=states)
-        workers = self.repo.trial_workers(row.id)
-        page = trials[offset : offset + limit]
+        states = None if state is None else (TrialState[state.upper()],)
+        page, count = self.reads.page(
+            row.optuna_study_id, states=states, limit=limit, offset=offset
+        )
+        workers = self.reads.workers_of(row.id, (t.number for t in page))
         out = []
         for t in page:
             d = trial_to_dict(t)
             d["worker"] = d["worker"] or workers.get(t.number)
             out.append(d)
-        return out, len(trials)
+        return out, count
 
     def best(self, study_id: int) -> dict[str, Any]:
         """Raises:
         NotFoundError: unknown study, or no trial has finished yet.
         """
         row = self.study_row(study_id)
-        study = self.optuna_study(row)
-        best = best_trials(study)
+        best = self.reads.best(row.optuna_study_id)
         if not best:
             raise NotFoundError(f"study {study_id} has no finished trial yet")
         trials = [trial_to_dict(t) for t in best]

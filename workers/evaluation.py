@@ -8,13 +8,13 @@ import tempfile
 from pathlib import Path
 
 import keras
-import optuna
 
 from tuner_service.engines import get_engine
-from tuner_service.optuna_bridge import ATTR_MODEL_ARTIFACT, best_trials
+from tuner_service.models import StudyRow
+from tuner_service.optuna_bridge import ATTR_MODEL_ARTIFACT
 from tuner_service.service import Services
 from tuner_service.spec import StudySpec
-from tuner_service.states import EvaluationState, StudyStatus
+from tuner_service.states import EvaluationState
 
 from .datasets import DatasetCache
 from .runtime import clear_session
@@ -33,16 +33,15 @@ def load_trial_model(services: Services, artifact_id: str) -> keras.Model:
 
 
 def evaluate_pending(services: Services, datasets: DatasetCache) -> int:
-    """Evaluate every completed study whose evaluation is pending; returns how many."""
+    """Evaluate every completed study whose evaluation is pending (an indexed lookup, not a
+    walk over every completed study); returns how many."""
     repo = services.repo
     n = 0
-    for row in repo.studies_with_status((StudyStatus.COMPLETED,)):
-        if row.evaluation_state != EvaluationState.PENDING.value:
-            continue
+    for row in services.reads.pending_evaluations():
         if not repo.set_evaluation(row.id, target=EvaluationState.RUNNING):
             continue  # another worker took it
         try:
-            evaluation = _evaluate(services, datasets, row.name, StudySpec.model_validate(row.spec))
+            evaluation = _evaluate(services, datasets, row, StudySpec.model_validate(row.spec))
             repo.set_evaluation(row.id, target=EvaluationState.DONE, evaluation=evaluation)
             log.info("study %s: best trial evaluated on the test split: %s", row.id, evaluation)
         except Exception as exc:  # the evaluation fails, the worker goes on
@@ -58,11 +57,10 @@ def evaluate_pending(services: Services, datasets: DatasetCache) -> int:
     return n
 
 
-def _evaluate(services: Services, datasets: DatasetCache, name: str, spec: StudySpec) -> dict:
-    study = optuna.load_study(study_name=name, storage=services.storage)
-    if len(study.directions) > 1:
+def _evaluate(services: Services, datasets: DatasetCache, row: StudyRow, spec: StudySpec) -> dict:
+    if spec.is_multi_objective:
         return {"skipped": "several objectives: no single best model to evaluate"}
-    best = best_trials(study)
+    best = services.reads.best(row.optuna_study_id)
     if not best:
         return {"skipped": "no trial completed"}
     trial = best[0]

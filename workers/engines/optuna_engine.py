@@ -87,7 +87,9 @@ class OptunaTrialHandle:
         frozen = with_retry(self.study._storage.get_trial, self.trial._trial_id)
         if frozen.user_attrs.get(ATTR_FAIL_REASON) != reason:
             return  # the reaper took the trial back first (and re-queued it)
-        requeue_trial(self.study, frozen, max_retries=sys.maxsize)
+        requeue_trial(
+            self.study, frozen, max_retries=sys.maxsize, reads=self.services.reads
+        )
 
     def is_better_than_best(self, values: list[float]) -> bool:
         if self.multi:
