@@ -192,6 +192,8 @@ class Services:
                 "finished": counts.finished,
                 "running": counts.active,
                 "retried": counts.lost,
+                "device_hours_used": view.sums[ATTR_DEVICE_SECONDS] / 3600.0,
+                "max_device_hours": row.spec.get("budget", {}).get("max_device_hours"),
             },
             "best_trial": _best_summary(best[0]) if len(best) == 1 else None,
             "best_trials": [_best_summary(t) for t in best] if len(best) > 1 else None,

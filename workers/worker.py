@@ -23,6 +23,7 @@ from types import FrameType
 
 import optuna
 
+from tuner_service.device_budget import close_if_device_budget_spent
 from tuner_service.errors import LeaseLostError
 from tuner_service.logging_setup import bind_log_context, log_context
 from tuner_service.queue import Claim, claim, end_lease, maybe_complete
@@ -235,6 +236,7 @@ class Worker:
                 handle.hand_back(result.reason or "handed back")
             else:  # FAILED, CANCELLED
                 handle.fail(result.reason or result.outcome.value)
+            close_if_device_budget_spent(self.services, c.study, ctx.spec)
             end_lease(repo, c.lease, LEASE_AFTER[result.outcome], reason=result.reason)
         except EngineFatalError as exc:
             self._fail_study(c, str(exc))
