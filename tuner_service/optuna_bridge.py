@@ -37,6 +37,8 @@ ATTR_WALL_TIME = "wall_time_s"
 ATTR_EFFECTIVE_LR = "effective_learning_rate"  # learning_rate scaled by lr_scaling
 ATTR_BATCH_SIZE_USED = "batch_size_used"  # after halvings for lack of device memory
 ATTR_BATCH_HALVINGS = "batch_halvings"
+# Key of a study's evaluation record that asks for an ensemble of another size / method.
+ENSEMBLE_REQUEST = "ensemble_request"
 # System attributes shared with optuna.storages.RetryFailedTrialCallback.
 SYS_FAILED_TRIAL = "failed_trial"
 SYS_RETRY_HISTORY = "retry_history"

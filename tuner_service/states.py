@@ -164,8 +164,12 @@ EVALUATIONS: StateMachine[EvaluationState] = StateMachine(
     EvaluationState.PENDING,
     {
         EvaluationState.PENDING: frozenset({EvaluationState.RUNNING}),
-        EvaluationState.RUNNING: frozenset({EvaluationState.DONE, EvaluationState.FAILED}),
-        EvaluationState.DONE: frozenset(),
-        EvaluationState.FAILED: frozenset(),
+        # its worker died: pending again (another worker evaluates)
+        EvaluationState.RUNNING: frozenset(
+            {EvaluationState.DONE, EvaluationState.FAILED, EvaluationState.PENDING}
+        ),
+        # an ensemble asked for on demand (POST /studies/{id}/ensemble): evaluated again
+        EvaluationState.DONE: frozenset({EvaluationState.PENDING}),
+        EvaluationState.FAILED: frozenset({EvaluationState.PENDING}),
     },
 )

@@ -6,17 +6,20 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import keras
+import optuna
 
 from tuner_service.engines import get_engine
 from tuner_service.models import StudyRow
-from tuner_service.optuna_bridge import ATTR_MODEL_ARTIFACT
+from tuner_service.optuna_bridge import ATTR_MODEL_ARTIFACT, ENSEMBLE_REQUEST
 from tuner_service.service import Services
 from tuner_service.spec import StudySpec
 from tuner_service.states import EvaluationState
 
 from .datasets import DatasetCache
+from .ensemble.build import build_study_ensemble
 from .runtime import clear_session
 
 log = logging.getLogger(__name__)
@@ -32,16 +35,28 @@ def load_trial_model(services: Services, artifact_id: str) -> keras.Model:
         return keras.models.load_model(path)
 
 
-def evaluate_pending(services: Services, datasets: DatasetCache) -> int:
+def evaluate_pending(
+    services: Services, datasets: DatasetCache, worker_id: str | None = None
+) -> int:
     """Evaluate every completed study whose evaluation is pending (an indexed lookup, not a
-    walk over every completed study); returns how many."""
+    walk over every completed study); returns how many.
+
+    The evaluation records the worker that took it: one whose worker died meanwhile (the
+    reaper declared it dead) is pending again, so another worker does it.
+    """
     repo = services.repo
+    for study_id in repo.reopen_orphaned_evaluations():
+        log.warning("study %s: the worker evaluating it is gone; evaluating again", study_id)
     n = 0
     for row in services.reads.pending_evaluations():
-        if not repo.set_evaluation(row.id, target=EvaluationState.RUNNING):
+        previous = dict(row.evaluation or {})
+        taken = {**previous, "worker": worker_id}
+        if not repo.set_evaluation(row.id, target=EvaluationState.RUNNING, evaluation=taken):
             continue  # another worker took it
         try:
-            evaluation = _evaluate(services, datasets, row, StudySpec.model_validate(row.spec))
+            spec = StudySpec.model_validate(row.spec)
+            evaluation = _evaluate(services, datasets, row, spec)
+            evaluation.update(_ensemble(services, datasets, row, spec, previous))
             repo.set_evaluation(row.id, target=EvaluationState.DONE, evaluation=evaluation)
             log.info("study %s: best trial evaluated on the test split: %s", row.id, evaluation)
         except Exception as exc:  # the evaluation fails, the worker goes on
@@ -55,6 +70,33 @@ def evaluate_pending(services: Services, datasets: DatasetCache) -> int:
             clear_session()
         n += 1
     return n
+
+
+def _ensemble(
+    services: Services,
+    datasets: DatasetCache,
+    row: StudyRow,
+    spec: StudySpec,
+    previous: dict[str, Any],
+) -> dict[str, Any]:
+    """``{"ensemble": record}`` when the study gets one (its spec's, or the size and method
+    of an on-demand request), else nothing. A failed build is recorded, not raised."""
+    request = previous.get(ENSEMBLE_REQUEST) or {}
+    size = int(request.get("size", spec.ensemble.size))
+    method = str(request.get("method", spec.ensemble.method))
+    if size == 0 or spec.is_multi_objective or not get_engine(spec.engine.kind).keeps_model:
+        return {}
+    try:
+        study = optuna.load_study(study_name=row.name, storage=services.storage)
+        dataset = datasets.get(spec.dataset, services.settings.data_root)
+        record = build_study_ensemble(
+            services, study, dataset, size=size, method=method,
+            load_model=lambda artifact_id: load_trial_model(services, artifact_id),
+        )
+    except Exception as exc:
+        log.exception("study %s: the ensemble could not be built", row.id)
+        record = {"error": f"{type(exc).__name__}: {exc}", "size": size, "method": method}
+    return {"ensemble": record}
 
 
 def _evaluate(services: Services, datasets: DatasetCache, row: StudyRow, spec: StudySpec) -> dict:

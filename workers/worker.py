@@ -130,7 +130,7 @@ class Worker:
         idle_since = time.monotonic()
         try:
             while not self.stop_event.is_set():
-                evaluate_pending(self.services, self.datasets)
+                evaluate_pending(self.services, self.datasets, self.id)
                 c = claim(self.services.repo, self.id)
                 if c is None:
                     if (
@@ -152,7 +152,7 @@ class Worker:
                     and self.trials_run >= self.options.max_trials
                 ):
                     break
-            evaluate_pending(self.services, self.datasets)
+            evaluate_pending(self.services, self.datasets, self.id)
         finally:
             self.stop_event.set()
             reaper.stop()
@@ -227,9 +227,12 @@ class Worker:
             handle.set_attrs(ctx.attrs_to_record)
             if result.outcome is Outcome.COMPLETE:
                 assert result.values is not None
-                if result.model is not None and handle.is_better_than_best(result.values):
+                if result.model is not None and handle.keeps_model(
+                    result.values, ctx.spec.ensemble
+                ):
                     self._save_model(handle, result)
                 handle.complete(result.values)
+                self._drop_unkept_models(handle, ctx)
             elif result.outcome is Outcome.PRUNED:
                 handle.prune()
             elif result.outcome is Outcome.HANDED_BACK:
@@ -255,6 +258,12 @@ class Worker:
             result.outcome.value,
             result.values if result.values is not None else (result.reason or ""),
         )
+
+    def _drop_unkept_models(self, handle: TrialHandle, ctx: TrialContext) -> None:
+        try:
+            handle.drop_unkept_models(ctx.spec.ensemble)
+        except Exception:  # housekeeping: a model kept too long costs only space
+            log.exception("%s: could not drop the models out of the top", ctx.log_prefix)
 
     def _save_model(self, handle: TrialHandle, result: TrialResult) -> None:
         assert result.model is not None

@@ -1,13 +1,15 @@
-"""/studies: create, list, inspect, warm-start, pause, resume, cancel."""
+"""/studies: create, list, inspect, warm-start, pause, resume, cancel; the ensemble."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..spec import StudySpec
+from .. import ensembles
+from ..spec import ENSEMBLE_METHODS, StudySpec
 from .deps import ServicesDep, require_read, require_write
 from .schemas import (
     BestTrialPublic,
@@ -147,3 +149,50 @@ async def resume(study_id: StudyId, services: ServicesDep) -> Any:
 async def cancel(study_id: StudyId, services: ServicesDep) -> Any:
     """Stop for good: running trials stop at their next epoch; finished trials are kept."""
     return services.study_summary(await run_in_threadpool(services.cancel, study_id))
+
+
+class EnsembleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    size: int = Field(5, ge=1, le=20, description="Members at most.")
+    method: Literal[ENSEMBLE_METHODS] = "weighted"  # type: ignore[valid-type]
+
+
+@router.get("/{study_id}/ensemble", dependencies=Read, responses=ON_STUDY_READ)
+async def get_ensemble(study_id: StudyId, services: ServicesDep) -> Any:
+    """The ensemble of the best trials: members (trial numbers), weights, method, and the
+    validation and test metrics of the ensemble and of the best single trial; 404 until it is
+    built."""
+    return await run_in_threadpool(ensembles.ensemble, services, study_id)
+
+
+@router.post(
+    "/{study_id}/ensemble",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=Write,
+    responses=ON_STUDY_WRITE,
+)
+async def build_ensemble(
+    study_id: StudyId, services: ServicesDep, body: EnsembleRequest | None = None
+) -> Any:
+    """Build the ensemble of a completed study again (another size or method): a worker does
+    it at its next poll (GET shows it then); 409 while the study runs or is being evaluated."""
+    req = body or EnsembleRequest()
+    return await run_in_threadpool(
+        ensembles.request_ensemble, services, study_id, req.size, req.method
+    )
+
+
+@router.get(
+    "/{study_id}/ensemble/model",
+    dependencies=Read,
+    responses={200: {"content": {"application/octet-stream": {}}}, **ON_STUDY_READ},
+    response_class=Response,
+)
+async def ensemble_model(study_id: StudyId, services: ServicesDep) -> Response:
+    """Download the ensemble's ``.keras`` file (plain ``keras.models.load_model`` opens it)."""
+    name, data = await run_in_threadpool(ensembles.ensemble_model, services, study_id)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

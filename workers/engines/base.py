@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from tuner_service.queue import Claim
+    from tuner_service.spec import EnsembleSpec
 
     from ..trial_context import TrialContext
     from ..trial_runner import TrialResult
@@ -48,6 +49,15 @@ class TrialHandle(Protocol):
 
     def save_model(self, path: str) -> str:
         """Store the model file as the trial's artifact; returns the artifact id."""
+        ...
+
+    def keeps_model(self, values: list[float], ensemble: EnsembleSpec) -> bool:
+        """Whether this completing trial's model is saved: a new best, or (for the study's
+        ensemble) one of the models kept (:mod:`workers.ensemble.keeping`)."""
+        ...
+
+    def drop_unkept_models(self, ensemble: EnsembleSpec) -> None:
+        """After the trial completed: delete the models that are no longer kept."""
         ...
 
 
