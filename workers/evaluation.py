@@ -19,6 +19,7 @@ from tuner_service.spec import StudySpec
 from tuner_service.states import EvaluationState
 
 from .datasets import DatasetCache
+from .engines import engine_for
 from .ensemble.build import build_study_ensemble
 from .runtime import clear_session
 
@@ -106,7 +107,13 @@ def _evaluate(services: Services, datasets: DatasetCache, row: StudyRow, spec: S
     if not best:
         return {"skipped": "no trial completed"}
     trial = best[0]
-    if not get_engine(spec.engine.kind).keeps_model:  # e.g. a grid: scores only
+    if not get_engine(spec.engine.kind).keeps_model:  # e.g. a grid: its refit, if any
+        dataset = datasets.get(spec.dataset, services.settings.data_root)
+        final = engine_for(spec.engine.kind, services).final_model(
+            row.name, spec, dataset, trial
+        )
+        if final is not None:
+            return final
         skipped = f"{spec.engine.kind} studies keep no model"
         return {"trial_number": trial.number, "skipped": skipped}
     artifact_id = trial.user_attrs.get(ATTR_MODEL_ARTIFACT)

@@ -10,9 +10,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from tuner_service.queue import Claim
-    from tuner_service.spec import EnsembleSpec
+    from optuna.trial import FrozenTrial
 
+    from tuner_service.queue import Claim
+    from tuner_service.spec import EnsembleSpec, StudySpec
+
+    from ..datasets import Dataset
     from ..trial_context import TrialContext
     from ..trial_runner import TrialResult
 
@@ -86,3 +89,11 @@ class WorkerEngine(ABC):
             LeaseLostError: the trial was taken back.
         """
         return ctx.train()
+
+    def final_model(
+        self, study_name: str, spec: StudySpec, dataset: Dataset, best: FrozenTrial
+    ) -> dict[str, Any] | None:
+        """For an engine whose trials keep no model: build the study's final model at the
+        final evaluation (e.g. a grid's refit) and return the evaluation record
+        (``trial_number``, ``test_metrics``, ``model_artifact_id``, ...); None: no model."""
+        return None

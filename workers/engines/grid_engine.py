@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import statistics
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -57,6 +59,7 @@ from .base import TrialHandle, WorkerEngine
 from .optuna_engine import OptunaTrialHandle
 
 if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
     from scikeras.wrappers import KerasClassifier
 
     from ..datasets import Dataset
@@ -109,9 +112,70 @@ def cv_data(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def refit(
+    spec: StudySpec, dataset: Dataset, best_params: dict[str, Any]
+) -> tuple[KerasClassifier, float, float | None]:
+    """What ``GridSearchCV(refit=True)`` does after the search: a clone of the estimator with
+    the best point's parameters, fitted on all the data searched. Returns the fitted
+    estimator, ``refit_time_`` (seconds) and its test score (None without a test split)."""
+    from sklearn.metrics import check_scoring
+
+    engine = spec.engine
+    assert isinstance(engine, SklearnGridEngineSpec)
+    estimator = make_estimator(
+        epochs=spec.budget.max_epochs, seed=spec.seed, **estimator_params(spec, best_params)
+    )
+    x, y = cv_data(dataset)
+    started = time.perf_counter()
+    estimator.fit(x, y)
+    refit_time = time.perf_counter() - started
+    test_score = None
+    if len(dataset.y_test) > 0:
+        scorer = check_scoring(estimator, scoring=engine.scoring)
+        test_score = float(scorer(estimator, dataset.x_test, dataset.y_test))
+    return estimator, refit_time, test_score
+
+
 class SklearnGridEngine(WorkerEngine):
     def __init__(self, services: Services) -> None:
         self.services = services
+
+    def final_model(
+        self, study_name: str, spec: StudySpec, dataset: Dataset, best: FrozenTrial
+    ) -> dict[str, Any] | None:
+        """The refit (``engine.refit``, default true): the best point fitted again on
+        training + validation data, scored on the test split, saved as an artifact of the
+        Optuna study (the study's model: GET /studies/{id}/best/model exports it)."""
+        engine = spec.engine
+        assert isinstance(engine, SklearnGridEngineSpec)
+        if not engine.refit:
+            return None
+        params = best.user_attrs.get(ATTR_PARAMS_FULL) or best.params
+        estimator, refit_time, test_score = refit(spec, dataset, dict(params))
+        study = with_retry(optuna.load_study, study_name=study_name,
+                           storage=self.services.storage)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "refit.keras"
+            estimator.model_.save(path)
+            artifact_id = with_retry(
+                optuna.artifacts.upload_artifact,
+                artifact_store=self.services.artifacts,
+                file_path=str(path),
+                study_or_trial=study,
+                mimetype="application/octet-stream",
+            )
+        clear_session()
+        record: dict[str, Any] = {
+            "trial_number": best.number,
+            "refit": True,
+            "refit_time_": refit_time,
+            "test_score": test_score,
+            "model_artifact_id": artifact_id,
+        }
+        if test_score is not None:
+            record["test_metrics"] = {f"test_{engine.scoring}": test_score}
+            record["test_samples"] = len(dataset.y_test)
+        return record
 
     def start(
         self, claim: Claim, worker_id: str, stop: threading.Event | None = None
