@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: databases (SQLite files, PostgreSQL), settings, services."""
+"""Fixtures shared by every test: databases (SQLite files, PostgreSQL, MariaDB), settings,
+services."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from tuner_service.service import Services
 
 PG_ADMIN_URL = os.environ.get(
     "TUNER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MARIADB_ADMIN_URL = os.environ.get(
+    "TUNER_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
 )
 
 
@@ -64,12 +68,52 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh MariaDB/MySQL database for one test (dropped afterwards).
+
+    Skipped when the server is unreachable (or PyMySQL is missing), except in CI (CI=true),
+    where it fails.
+    """
+    try:
+        import pymysql  # noqa: F401  (the ``mysql`` extra)
+    except ImportError:
+        if _in_ci():
+            pytest.fail("PyMySQL (the `mysql` extra) is required in CI")
+        pytest.skip("PyMySQL is not installed (the `mysql` extra)")
+    admin = sa.create_engine(MARIADB_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        if _in_ci():
+            pytest.fail(f"MariaDB is required in CI but unreachable at {MARIADB_ADMIN_URL}: {exc}")
+        pytest.skip(f"MariaDB unreachable at {MARIADB_ADMIN_URL}")
+    name = f"tuner_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    url = sa.engine.make_url(MARIADB_ADMIN_URL).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The service database, once on SQLite and once on PostgreSQL."""
+    """The service database, once on each backend: SQLite, PostgreSQL and MariaDB."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'tuner.db'}"
-    return str(request.getfixturevalue("pg_url"))
+    return str(request.getfixturevalue(f"{'pg' if request.param == 'postgres' else 'mariadb'}_url"))
 
 
 @pytest.fixture

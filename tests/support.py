@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tuner_service.service import Services
 from tuner_service.settings import Settings
 
 
@@ -48,3 +53,70 @@ def tiny_spec(name: str = "tiny", **overrides: object) -> dict[str, object]:
     }
     spec.update(overrides)
     return spec
+
+
+@contextmanager
+def api_in_thread(app: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free port in a thread; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+PER_CLASS = {
+    "trial_number": 3,
+    "labels": [0, 1, 2],
+    "precision": [1.0, 0.5, 0.75],
+    "recall": [0.9, 0.6, 0.7],
+    "f1": [0.947, 0.545, 0.724],
+    "support": [10, 10, 10],
+    "confusion_matrix": [[9, 1, 0], [2, 6, 2], [0, 3, 7]],
+}
+
+
+def finished_study(services: Services, name: str, *, per_class: bool = True) -> int:
+    """A study with 6 completed trials, each with 3 intermediate values, and (``per_class``) a
+    final evaluation's per-class results, as workers leave it (no training)."""
+    import optuna
+
+    from tuner_service.optuna_bridge import STUDY_ATTR_TEST_CLASSES
+
+    row = services.create_study(tiny_spec(name, budget={"n_trials": 6, "max_epochs": 3}))
+    study = services.optuna_study(row)
+    dists = {
+        "learning_rate": optuna.distributions.FloatDistribution(1e-3, 3e-2, log=True),
+        "filters": optuna.distributions.CategoricalDistribution([4, 8]),
+    }
+    for i in range(6):
+        lr = 1e-3 * (i + 1)
+        acc = 0.5 + 0.05 * i
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"learning_rate": lr, "filters": [4, 8][i % 2]},
+                distributions=dists,
+                value=acc,
+                intermediate_values={0: acc - 0.2, 1: acc - 0.1, 2: acc},
+            )
+        )
+    if per_class:
+        study.set_user_attr(STUDY_ATTR_TEST_CLASSES, PER_CLASS)
+    return row.id

@@ -20,6 +20,7 @@ from . import ensembles
 from .errors import SpecError, TunerError
 from .logging_setup import setup_logging
 from .settings import Settings, load_settings
+from .spec_file import read_spec_file
 
 app = typer.Typer(add_completion=False, help="Keras CNN hyperparameter tuning service.")
 console = Console(stderr=True)
@@ -47,13 +48,38 @@ def _fail(msg: str) -> None:
 
 
 @app.command()
-def migrate(database_url: str | None = DbOpt) -> None:
+def migrate(
+    database_url: str | None = DbOpt,
+    check: bool = typer.Option(
+        False, "--check", help="Change nothing: exit 0 when the schema is current, else 1."
+    ),
+    wait: float = typer.Option(
+        0.0, min=0.0, help="With --check: keep checking this many seconds (an init container "
+        "waiting for the migration job)."
+    ),
+) -> None:
     """Create or upgrade the service tables (ours by Alembic, Optuna's by Optuna)."""
+    settings = _settings(database_url)
+    if check:
+        from .migrate import wait_until_current
+
+        if not wait_until_current(settings.database_url, wait):
+            _fail(f"the database schema is not current after {wait:.0f}s (run: migrate)")
+        console.print("database schema is current")
+        return
+    rev = _upgrade(settings.database_url)
+    console.print(f"database at revision {rev}")
+
+
+def _upgrade(url: str) -> str:
+    from .db import UnsupportedDatabaseError
     from .migrate import upgrade
 
-    settings = _settings(database_url)
-    rev = upgrade(settings.database_url)
-    console.print(f"database at revision {rev}")
+    try:
+        return upgrade(url)
+    except UnsupportedDatabaseError as exc:
+        _fail(str(exc))
+        raise
 
 
 @app.command()
@@ -67,12 +93,11 @@ def serve(
     import uvicorn
 
     from .api.app import create_app
-    from .migrate import upgrade
 
     settings = _settings(database_url, host=host, port=port)
     setup_logging(settings)
     if not no_migrate:
-        upgrade(settings.database_url)
+        _upgrade(settings.database_url)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -82,16 +107,11 @@ def serve(
 
 
 def _read_spec(path: Path) -> dict[str, Any]:
-    text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
-    if not isinstance(data, dict):
-        _fail(f"{path}: a study spec is an object")
-    return data
+    try:
+        return read_spec_file(path)
+    except ValueError as exc:
+        _fail(str(exc))
+        raise  # unreachable: _fail exits
 
 
 @app.command()
@@ -275,6 +295,28 @@ def export(
     path.write_bytes(data)
     console.print(f"wrote {path} ({len(data)} bytes)")
     print(path)
+
+
+@app.command()
+def report(
+    study_id: int,
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
+    database_url: str | None = DbOpt,
+) -> None:
+    """Write the study's report: one self-contained HTML file (charts inlined, no CDN), as
+    GET /studies/ID/report serves it."""
+    from .report import build_report
+
+    services = _services(database_url)
+    try:
+        page = build_report(services, study_id)
+    except TunerError as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
+    out.write_text(page, encoding="utf-8")
+    console.print(f"wrote {out} ({len(page.encode())} bytes)")
+    print(out)
 
 
 @app.command()

@@ -1,7 +1,9 @@
 """Database engines: ours (SQLAlchemy) and Optuna's ``RDBStorage`` on the same URL.
 
 SQLite gets WAL and a busy timeout so that parallel workers on one host do not hit
-"database is locked"; every other backend is used as SQLAlchemy and Optuna use it.
+"database is locked". MariaDB/MySQL sessions run at READ COMMITTED, PostgreSQL's default, so
+that a statement after a row lock sees every commit before it (InnoDB's REPEATABLE READ would
+read an older snapshot); the server must know ``SKIP LOCKED`` (MariaDB 10.6, MySQL 8.0).
 """
 
 from __future__ import annotations
@@ -40,11 +42,57 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def is_mysql(url: str) -> bool:
+    """MariaDB or MySQL (SQLAlchemy's ``mysql`` backend; ``mariadb://`` URLs too)."""
+    return make_url(url).get_backend_name() in ("mysql", "mariadb")
+
+
 def engine_kwargs(url: str) -> dict[str, Any]:
     """Keyword arguments for ``create_engine`` (shared with Optuna's storage)."""
     if is_sqlite(url):
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_recycle": 1800}
+    kw: dict[str, Any] = {"pool_pre_ping": True, "pool_recycle": 1800}
+    if is_mysql(url):
+        kw["isolation_level"] = "READ COMMITTED"
+    return kw
+
+
+class UnsupportedDatabaseError(RuntimeError):
+    """The database server lacks something the service relies on (named in the message)."""
+
+
+#: Oldest servers with ``SELECT ... FOR UPDATE SKIP LOCKED`` (the claim's lock).
+MIN_MARIADB = (10, 6)
+MIN_MYSQL = (8, 0, 1)
+
+
+def server_problem(version: str) -> str | None:
+    """Why a MariaDB/MySQL server of this ``SELECT VERSION()`` cannot hold the service, or
+    None when it can."""
+    numbers = tuple(int(x) for x in version.split("-")[0].split(".")[:3] if x.isdigit())
+    is_mariadb = "mariadb" in version.lower()
+    need = MIN_MARIADB if is_mariadb else MIN_MYSQL
+    if numbers >= need:
+        return None
+    name = "MariaDB" if is_mariadb else "MySQL"
+    return (
+        f"{name} {version} is not supported: the claim needs SELECT ... FOR UPDATE SKIP LOCKED "
+        f"({name} {'.'.join(map(str, need))} or newer)"
+    )
+
+
+def check_server(engine: Engine) -> None:
+    """Refuse a server the claim cannot work on, with a message naming what is missing.
+
+    Raises:
+        UnsupportedDatabaseError: MariaDB older than 10.6 or MySQL older than 8.0.1.
+    """
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return
+    with engine.connect() as conn:
+        problem = server_problem(str(conn.execute(sa.text("SELECT VERSION()")).scalar_one()))
+    if problem is not None:
+        raise UnsupportedDatabaseError(problem)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -109,7 +157,17 @@ def db_retry(max_wait_s: float = 120.0) -> Any:
 
 
 @db_retry(max_wait_s=120.0)
-def wait_for_database(engine: Engine) -> None:
-    """Block until the database answers (start-up order: wait for DB, migrate, serve)."""
+def _ping(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
+
+
+def wait_for_database(engine: Engine) -> None:
+    """Block until the database answers (start-up order: wait for DB, migrate, serve), then
+    check that the server is one the service supports.
+
+    Raises:
+        UnsupportedDatabaseError: see :func:`check_server`.
+    """
+    _ping(engine)
+    check_server(engine)

@@ -57,3 +57,22 @@ def is_up_to_date(engine: Engine) -> bool:
         return current_revision(engine) == head_revision()
     except sa.exc.DBAPIError:
         return False
+
+
+def wait_until_current(url: str, timeout: float, interval: float = 2.0) -> bool:
+    """Whether the schema reaches the newest revision within ``timeout`` seconds (checked at
+    once, then every ``interval``); changes nothing. An unreachable database counts as not
+    current."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    engine = create_db_engine(url)
+    try:
+        while True:
+            if is_up_to_date(engine):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(interval)
+    finally:
+        engine.dispose()

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,6 +25,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # MySQL's plain BLOB stops at 64 KiB; models need more.
 _Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+# MySQL's plain DATETIME drops fractions of a second (migration 0004).
+_Time = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 class Base(DeclarativeBase):
@@ -42,13 +45,13 @@ class StudyRow(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     n_trials: Mapped[int] = mapped_column(Integer, nullable=False)
     max_parallel: Mapped[int] = mapped_column(Integer, nullable=False)
-    timeout_s: Mapped[float | None] = mapped_column()
+    timeout_s: Mapped[float | None] = mapped_column(Float)  # what migration 0001 made
     # Number of leases ever handed out: seeds each trial's sampler distinctly.
     lease_seq: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(_Time, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(_Time, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(_Time)
+    finished_at: Mapped[datetime | None] = mapped_column(_Time)
     # Final evaluation of the best trial on the test split: pending | running | done | failed.
     evaluation_state: Mapped[str | None] = mapped_column(String(16), index=True)
     evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -62,9 +65,9 @@ class WorkerRow(Base):
     pid: Mapped[int] = mapped_column(Integer, nullable=False)
     device: Mapped[str] = mapped_column(String(64), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
-    last_heartbeat: Mapped[datetime] = mapped_column(DateTime, nullable=False)
-    stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    started_at: Mapped[datetime] = mapped_column(_Time, nullable=False)
+    last_heartbeat: Mapped[datetime] = mapped_column(_Time, nullable=False)
+    stopped_at: Mapped[datetime | None] = mapped_column(_Time)
     info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
@@ -86,8 +89,8 @@ class LeaseRow(Base):
     seq: Mapped[int] = mapped_column(Integer, nullable=False)
     trial_id: Mapped[int | None] = mapped_column(Integer)  # Optuna's trial_id
     trial_number: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(_Time, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(_Time, nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
     # Leases of the study active right after this one was handed out (itself included),
     # counted under the study's lock: never above max_parallel.
@@ -101,7 +104,7 @@ class ArtifactRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     data: Mapped[bytes] = mapped_column(_Blob, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(_Time, nullable=False)
 
 
 class EngineStateRow(Base):
@@ -117,4 +120,4 @@ class EngineStateRow(Base):
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     state: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(_Time, nullable=False)

@@ -39,6 +39,8 @@ ATTR_BATCH_SIZE_USED = "batch_size_used"  # after halvings for lack of device me
 ATTR_BATCH_HALVINGS = "batch_halvings"
 # Key of a study's evaluation record that asks for an ensemble of another size / method.
 ENSEMBLE_REQUEST = "ensemble_request"
+# study attr: the evaluated model's per-class precision/recall and confusion matrix (test split)
+STUDY_ATTR_TEST_CLASSES = "test_per_class"
 # System attributes shared with optuna.storages.RetryFailedTrialCallback.
 SYS_FAILED_TRIAL = "failed_trial"
 SYS_RETRY_HISTORY = "retry_history"

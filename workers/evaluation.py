@@ -13,11 +13,16 @@ import optuna
 
 from tuner_service.engines import get_engine
 from tuner_service.models import StudyRow
-from tuner_service.optuna_bridge import ATTR_MODEL_ARTIFACT, ENSEMBLE_REQUEST
+from tuner_service.optuna_bridge import (
+    ATTR_MODEL_ARTIFACT,
+    ENSEMBLE_REQUEST,
+    STUDY_ATTR_TEST_CLASSES,
+)
 from tuner_service.service import Services
 from tuner_service.spec import StudySpec
 from tuner_service.states import EvaluationState
 
+from .class_metrics import per_class_summary, predicted_labels
 from .datasets import DatasetCache
 from .engines import engine_for
 from .ensemble.build import build_study_ensemble
@@ -124,6 +129,11 @@ def _evaluate(services: Services, datasets: DatasetCache, row: StudyRow, spec: S
         return {"trial_number": trial.number, "skipped": "the dataset has no test split"}
     model = load_trial_model(services, artifact_id)
     metrics = model.evaluate(dataset.x_test, dataset.y_test, verbose=0, return_dict=True)
+    predicted = predicted_labels(model.predict(dataset.x_test, verbose=0))
+    per_class = per_class_summary(dataset.y_test, predicted, dataset.n_classes)
+    services.storage.set_study_user_attr(
+        row.optuna_study_id, STUDY_ATTR_TEST_CLASSES, {"trial_number": trial.number, **per_class}
+    )
     return {
         "trial_number": trial.number,
         "test_metrics": {f"test_{k}": float(v) for k, v in metrics.items()},

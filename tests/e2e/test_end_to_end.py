@@ -1,5 +1,5 @@
 """The product's main path with real processes: ``tuner-service serve`` plus two
-``tuner-worker`` daemons run a digits study to completion, on SQLite and on PostgreSQL."""
+``tuner-worker`` daemons run a digits study to completion, on SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
@@ -73,3 +73,8 @@ def test_end_to_end_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_end_to_end_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     run_study_end_to_end(pg_url, tmp_path)
+
+
+@pytest.mark.mariadb
+def test_end_to_end_on_mariadb(mariadb_url: str, tmp_path: Path) -> None:
+    run_study_end_to_end(mariadb_url, tmp_path)

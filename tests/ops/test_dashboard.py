@@ -6,62 +6,14 @@ the service's storage, with the saved models)."""
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from ops_support import TrainedStudy
-from processes import BIN, free_port, wait_http
-from support import TINY_SPACE, tiny_spec
-
-from workers.worker import Worker, WorkerOptions
+from ops_support import TrainedStudy, serving
+from processes import BIN, free_port
 
 pytestmark = pytest.mark.slow
-
-EPOCHS = 3
-
-
-@contextmanager
-def serving(cmd: list[str], port: int, log: Path, env: dict[str, str]) -> Iterator[str]:
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_http(f"{base}/api/meta", proc, log)
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def three_studies(trained: TrainedStudy) -> dict[str, int]:
-    """study name -> number of trials: the worker's Optuna study, plus a Keras Tuner study and a
-    scikeras grid study that the service's worker runs here on the same database."""
-    kt = tiny_spec(
-        "ops-keras-tuner",
-        engine={"kind": "keras_tuner", "algorithm": "random"},
-        budget={"n_trials": 2, "max_epochs": EPOCHS},
-    )
-    grid_space = {**TINY_SPACE, "learning_rate": {"type": "fixed", "value": 0.01}}
-    grid = tiny_spec(
-        "ops-grid",
-        engine={"kind": "sklearn_grid", "cv": 2},
-        objective={"metric": "accuracy", "direction": "maximize"},
-        search_space=grid_space,
-        budget={"n_trials": 2, "max_epochs": 1},
-    )
-    services = trained.services
-    for spec in (kt, grid):
-        services.create_study(spec)
-    Worker(services, WorkerOptions(exit_when_idle=0.5)).run()
-    for name in ("ops-keras-tuner", "ops-grid"):
-        row = services.repo.get_study_by_name(name)
-        assert row is not None and row.status == "completed", (name, row and row.status_reason)
-    return {trained.name: 2, "ops-keras-tuner": 2, "ops-grid": 2}
 
 
 def assert_dashboard_lists(base: str, expected: dict[str, int]) -> dict[str, dict]:

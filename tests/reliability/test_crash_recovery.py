@@ -1,6 +1,7 @@
 """Workers that die: kill -9 in the middle of trials (several times in one study), and a
 SIGTERM that hands the running trial back. Real ``tuner-service serve`` and ``tuner-worker``
-processes on SQLite, with a 0.5 s heartbeat and a 3 s grace period."""
+processes on SQLite (the kill -9 test on MariaDB too), with a 0.5 s heartbeat and a 3 s grace
+period."""
 
 from __future__ import annotations
 
@@ -54,8 +55,17 @@ def trial_in_training(server: ApiServer, sid: int, pids: dict[int, Any]
     return None
 
 
-def test_kill9_mid_trial_repeatedly_study_still_exact(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def kill9_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite (one host) and MariaDB (its own locking and isolation); PostgreSQL's crash path
+    is covered by tests/reliability/test_outages.py and bench/soak_kill9.py."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tuner.db'}"
+    return str(request.getfixturevalue("mariadb_url"))
+
+
+def test_kill9_mid_trial_repeatedly_study_still_exact(kill9_url: str, tmp_path: Path) -> None:
+    url = kill9_url
     extra = {**FAST, "TUNER_MAX_RETRIES": "5"}
     n_trials, kills = 6, 3
     with api_server(url, tmp_path, **extra) as server:

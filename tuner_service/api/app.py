@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from ..metrics import build_registry
 from ..reaper import Reaper, ReaperThread
 from ..service import Services
 from ..settings import Settings, load_settings
 from . import errors, routes_metrics, routes_ops, routes_studies
+from .docs import restrict_docs_to_own_origin
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,9 @@ def create_app(settings: Settings | None = None, *, run_reaper: bool = True) -> 
                 thread.stop()
             services.close()
 
-    app = FastAPI(
+    # /docs and /redoc from the Swagger UI and ReDoc files installed with fastapi-offline (no
+    # CDN: the pages work on an air-gapped cluster).
+    app = FastAPIOffline(
         title="Keras CNN tuning service",
         version="0.1.0",
         description="Queue hyperparameter studies of Keras CNNs; workers train the trials.",
@@ -50,6 +54,7 @@ def create_app(settings: Settings | None = None, *, run_reaper: bool = True) -> 
     app.state.services = services
     app.state.metrics_registry = build_registry(services.repo)
     errors.install(app)
+    restrict_docs_to_own_origin(app)
     app.include_router(routes_studies.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_metrics.router)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from .. import ensembles
+from ..report import build_report
 from ..spec import ENSEMBLE_METHODS, StudySpec
 from .deps import ServicesDep, require_read, require_write
 from .schemas import (
@@ -126,6 +128,18 @@ async def best_model(study_id: StudyId, services: ServicesDep) -> Response:
         media_type="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+@router.get(
+    "/{study_id}/report",
+    dependencies=Read,
+    responses={200: {"content": {"text/html": {}}}, **ON_STUDY_READ},
+    response_class=HTMLResponse,
+)
+async def report(study_id: StudyId, services: ServicesDep) -> HTMLResponse:
+    """The study's report: one self-contained HTML page (summary, optimisation history,
+    learning curves, importances, parallel coordinates, best trial and confusion matrix)."""
+    return HTMLResponse(await run_in_threadpool(build_report, services, study_id))
 
 
 @router.post(

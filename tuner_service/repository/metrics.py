@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..db import db_retry
-from ..models import LeaseRow, StudyRow, WorkerRow
-from ..states import BUDGET_STATES, HANDS_OUT_TRIALS
+from ..models import StudyRow, WorkerRow
+from ..scaling_queries import TRIALS_WAITING_TO_BE_CLAIMED
 from .base import RepositoryBase
 
 #: Optuna's own trials table (``optuna.storages.RDBStorage``), for read-only aggregates; the
@@ -62,21 +62,9 @@ class MetricsMixin(RepositoryBase):
             )
 
     def _claimable_budget(self, s: Session) -> int:
-        """Trials still to be handed out by studies that hand out trials (queued, running):
-        ``n_trials`` less active and finished leases, summed. Optuna's WAITING trials
-        (warm starts, re-queued trials) are handed out within this budget, not on top of it."""
-        used = (
-            sa.select(sa.func.count())
-            .where(
-                LeaseRow.study_id == StudyRow.id,
-                LeaseRow.state.in_([x.value for x in BUDGET_STATES]),
-            )
-            .scalar_subquery()
-        )
-        q = sa.select(StudyRow.n_trials, used).where(
-            StudyRow.status.in_([x.value for x in HANDS_OUT_TRIALS])
-        )
-        return sum(max(0, int(n) - int(u or 0)) for n, u in s.execute(q))
+        """Trials still to be handed out (see :data:`TRIALS_WAITING_TO_BE_CLAIMED`, the query
+        that the Kubernetes autoscaler runs too)."""
+        return int(s.execute(sa.text(TRIALS_WAITING_TO_BE_CLAIMED)).scalar_one() or 0)
 
     def _trials_by_state(self, s: Session) -> dict[str, int]:
         """Trials of the service's studies by Optuna state name (``COMPLETE``, ...)."""

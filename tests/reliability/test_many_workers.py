@@ -1,5 +1,5 @@
-"""Eight worker processes on one PostgreSQL study of 200 cheap trials: exact budget, no
-duplicate trial numbers, no trial handed to two workers, ``max_parallel`` respected.
+"""Eight worker processes on one study of 200 cheap trials, on PostgreSQL and on MariaDB: exact
+budget, no duplicate trial numbers, no trial handed to two workers, ``max_parallel`` respected.
 
 The workers are the real daemon (claim, Optuna ask/report/tell, heartbeats, reapers) with
 training replaced by a stand-in that reports epochs of made-up metrics (fake_worker.py): eight
@@ -23,7 +23,7 @@ from processes import (
 )
 from support import tiny_spec
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = pytest.mark.slow
 
 N_WORKERS = 8
 N_TRIALS = 200
@@ -41,17 +41,25 @@ CHEAP_SPACE = {
 }
 
 
-def test_eight_workers_two_hundred_trials_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+@pytest.fixture(params=[pytest.param("pg_url", marks=pytest.mark.postgres),
+                        pytest.param("mariadb_url", marks=pytest.mark.mariadb)])
+def server_db_url(request: pytest.FixtureRequest) -> str:
+    """The client-server databases: many hosts share one of them."""
+    return str(request.getfixturevalue(request.param))
+
+
+def test_eight_workers_two_hundred_trials(server_db_url: str, tmp_path: Path) -> None:
+    url = server_db_url
     spec = tiny_spec(
         "many-workers",
         dataset={"name": "synthetic", "shape": [4], "n_classes": 2, "n_samples": 60, "seed": 0},
         budget={"n_trials": N_TRIALS, "max_epochs": 3, "max_parallel": MAX_PARALLEL},
         search_space=CHEAP_SPACE,
     )
-    with api_server(pg_url, tmp_path, **SETTINGS) as server:
+    with api_server(url, tmp_path, **SETTINGS) as server:
         sid = server.post("/studies", spec).json()["id"]
         started = time.monotonic()
-        workers = [start_fake_worker(pg_url, tmp_path, f"w{i}", **SETTINGS)
+        workers = [start_fake_worker(url, tmp_path, f"w{i}", **SETTINGS)
                    for i in range(N_WORKERS)]
         try:
             detail = wait_done(server, sid, timeout=420)
@@ -62,7 +70,7 @@ def test_eight_workers_two_hundred_trials_on_postgresql(pg_url: str, tmp_path: P
         assert detail["status"] == "completed", detail
         assert codes == [0] * N_WORKERS
         assert len(registered) == N_WORKERS
-    rec = load_record(pg_url, "many-workers")
+    rec = load_record(url, "many-workers")
     check_invariants(rec, n_trials=N_TRIALS, max_parallel=MAX_PARALLEL)
     finished = [le for le in rec.leases if le.state == "finished"]
     # each finished lease belongs to one worker, and the work was spread over many of them
