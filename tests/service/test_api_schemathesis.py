@@ -35,6 +35,7 @@ OPERATIONS = [
     "GET /studies/{study_id}/best",
     "GET /studies/{study_id}/best/model",
     "GET /studies/{study_id}/grid",
+    "GET /studies/{study_id}/report",
     "GET /studies/{study_id}/ensemble",
     "POST /studies/{study_id}/ensemble",
     "GET /studies/{study_id}/ensemble/model",
