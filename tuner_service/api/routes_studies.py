@@ -122,12 +122,7 @@ async def grid(study_id: StudyId, services: ServicesDep) -> Any:
 )
 async def best_model(study_id: StudyId, services: ServicesDep) -> Response:
     """Download the best trial's ``.keras`` model file."""
-    name, data = await run_in_threadpool(services.best_model, study_id)
-    return Response(
-        data,
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return _keras_file(*await run_in_threadpool(services.best_model, study_id))
 
 
 @router.get(
@@ -204,7 +199,10 @@ async def build_ensemble(
 )
 async def ensemble_model(study_id: StudyId, services: ServicesDep) -> Response:
     """Download the ensemble's ``.keras`` file (plain ``keras.models.load_model`` opens it)."""
-    name, data = await run_in_threadpool(ensembles.ensemble_model, services, study_id)
+    return _keras_file(*await run_in_threadpool(ensembles.ensemble_model, services, study_id))
+
+
+def _keras_file(name: str, data: bytes) -> Response:
     return Response(
         data,
         media_type="application/octet-stream",
