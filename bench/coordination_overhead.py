@@ -17,12 +17,16 @@ synchronous=FULL) and ``stock_reload`` (stock ask/tell with ``optuna.load_study`
 the service's engine does) are shown for context and diagnosis.
 
 Blocks of trials alternate between the variants (the order rotates each round), each block on
-a fresh SQLite file in a temporary directory; study creation and migrations are not timed.
+a fresh database: a SQLite file in a temporary directory, or with ``--db postgres`` a new
+PostgreSQL database (``TUNER_TEST_POSTGRES_URL``'s server; dropped at the end; both paths then
+use that server, and ``stock``/``stock_default`` are both a plain ``RDBStorage`` there). Study
+creation and migrations are not timed.
 With ``--profile`` (or automatically when the ratio is above the target) one more service
 block and one stock block run under SQL statement counting and cProfile, and the statements
 per trial are listed by the step that issues them.
 
-    python bench/coordination_overhead.py [--blocks 8] [--trials 20] [--profile]
+    python bench/coordination_overhead.py [--db sqlite|postgres] [--blocks 8] [--trials 20]
+                                          [--profile]
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ import copy
 import cProfile
 import io
 import json
+import os
 import pstats
 import re
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +65,12 @@ def load_spec(name: str, n_trials: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- service path
 
 _step: list[str] = ["setup"]  # the step being run (for the SQL statement attribution)
+_databases = ExitStack()  # the blocks' databases, dropped at the end of the run
+_kind = ["sqlite"]  # --db
+
+
+def new_database(tmp: Path, name: str) -> str:
+    return _databases.enter_context(_common.fresh_database(_kind[0], tmp, name))
 
 
 def service_block(
@@ -75,7 +87,7 @@ def service_block(
     from tuner_service.states import LeaseState
     from workers.engines.optuna_engine import OptunaEngine
 
-    services = _common.migrated_services(tmp / f"svc-{tag}.db")
+    services = _common.migrated_services(new_database(tmp, f"svc-{tag}"))
     services.create_study(load_spec(f"coord-{tag}", n))
     repo = services.repo
     wid = f"bench-{tag}"
@@ -145,7 +157,7 @@ def stock_block(tmp: Path, tag: str, n: int, *, variant: str, instrument: bool =
     raw = load_spec("x", n)
     space = parse_space(raw["search_space"])
     max_epochs = raw["budget"]["max_epochs"]
-    url = _common.sqlite_url(tmp / f"{variant}-{tag}.db")
+    url = new_database(tmp, f"{variant}-{tag}")
     storage = (
         optuna.storages.RDBStorage(url)
         if variant == "stock_default"
@@ -329,12 +341,20 @@ def main() -> int:
         help="also count SQL and cProfile the service path (automatic above target)",
     )
     ap.add_argument("--no-profile", action="store_true", help="never profile")
+    ap.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     args = ap.parse_args()
+    _kind[0] = args.db
+    with _databases:
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     _common.quiet_logging()
     print(f"machine: {_common.versions(with_tf=False)}")
     print(
-        f"{args.blocks} blocks x {args.trials} trials per variant, interleaved, fresh SQLite "
-        "file per block; space/engine of examples/digits_optuna.json (TPE + Hyperband)"
+        f"{args.blocks} blocks x {args.trials} trials per variant, interleaved, fresh {args.db} "
+        "database per block; space/engine of examples/digits_optuna.json (TPE + Hyperband); "
+        f"load average {os.getloadavg()}"
     )
 
     variants = ["service", "stock", "stock_default", "stock_reload"]
@@ -399,7 +419,7 @@ def main() -> int:
             f"ratio service/stock_reload  = {med['service'] / med['stock_reload']:.2f}x  "
             "(diagnostic: stock with load_study per trial, as the engine does)"
         )
-        print(f"target met: {'yes' if met else 'NO'}")
+        print(f"target met: {'yes' if met else 'NO'}; load average {os.getloadavg()}")
         if args.profile or (not met and not args.no_profile):
             print(profile(tmp, args.trials))
     return 0

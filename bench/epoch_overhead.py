@@ -23,6 +23,8 @@ Epoch 0 (graph tracing) is reported separately; the last epoch has no next begin
 The worker's hook and BestWeights are also timed directly (class-level wrappers).
 
     python bench/epoch_overhead.py [--reps 6] [--epochs 8] [--samples 1000] [--diagnose]
+    python bench/epoch_overhead.py --reps 3 --epochs 6 --samples 8000   # long enough trials
+                                                                        # for steps per execution
 """
 
 from __future__ import annotations
@@ -37,26 +39,14 @@ from typing import Any
 
 import _common
 
-TARGET = 1.05
+#: The worker's epoch must be faster than a plain ``model.fit`` with Keras defaults (issue 12):
+#: it chooses steps per execution (32 for trials of at least 1,000 batches, e.g.
+#: ``--samples 8000 --epochs 6``); with fewer batches it runs as ``fit`` does (ratio ~1).
+TARGET = 0.9
 
 
 def study_spec(name: str, reps: int, epochs: int, samples: int, batch_size: int) -> dict[str, Any]:
-    fixed = {
-        "conv_blocks": 2,
-        "convs_per_block": 1,
-        "filters": 16,
-        "kernel_size": 3,
-        "batch_norm": True,
-        "head": "gap",
-        "dense_layers": 1,
-        "dense_units": 64,
-        "dropout": 0.2,
-        "optimizer": "adam",
-        "learning_rate": 1e-3,
-        "lr_schedule": "constant",
-        "batch_size": batch_size,
-        "early_stopping_patience": 0,
-    }
+    fixed = {**_common.SMALL_CNN, "batch_size": batch_size}
     return {
         "name": name,
         "dataset": {
@@ -194,6 +184,10 @@ def main() -> int:
             f"{dataset.sizes['val']} val samples, batch {args.batch_size}, "
             f"{args.epochs} epochs per trial, {args.reps} trials per side, interleaved"
         )
+        from workers.execution import steps_per_execution
+
+        spe = steps_per_execution(dataset.sizes["train"], args.batch_size, None, args.epochs)
+        print(f"worker: steps_per_execution {spe} (bare: Keras' default 1)")
 
         def run_worker() -> Any:
             c = claim(services.repo, worker.id)

@@ -1,7 +1,7 @@
 """The best model for the compute: at equal wall-clock budgets on this machine, the service
 against standalone anchors, on bundled digits and a harder generated image set.
 
-    .venv/bin/python bench/search_outcome.py            # 2 datasets x 5 contenders x 120 s (~30 min)
+    .venv/bin/python bench/search_outcome.py            # 2 data sets x 5 x 120 s (~30 min)
     .venv/bin/python bench/search_outcome.py --quick    # digits only, 45 s each (~8 min)
 
 Contenders (same model builder -- :func:`workers.model_builder.build_model` -- and the same

@@ -19,16 +19,12 @@ long after each kill its trial was taken back (bound: grace period + 3 heartbeat
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,34 +47,6 @@ from processes import (
 from support import tiny_spec
 
 HEARTBEAT_S, GRACE_S = 0.5, 3.0
-PG_ADMIN_URL = os.environ.get(
-    "TUNER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-@contextmanager
-def database(tmp: Path, postgres: bool) -> Iterator[str]:
-    if not postgres:
-        yield f"sqlite:///{tmp / 'tuner.db'}"
-        return
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"tuner_soak_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :n"), {"n": name},
-            )
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def victim(server: ApiServer, sid: int, procs: dict[int, Any], epochs: int
@@ -116,7 +84,9 @@ def main() -> int:
     }
     kills: list[tuple[int, datetime]] = []  # (trial number, when)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as d, database(Path(d), args.postgres) as url:
+    with tempfile.TemporaryDirectory() as d, _common.fresh_database(
+        "postgres" if args.postgres else "sqlite", Path(d), "soak"
+    ) as url:
         logs = Path(d)
         db = "PostgreSQL" if args.postgres else "SQLite"
         print(f"{db}, {args.workers} workers (stand-in trainer: {args.epochs} epochs x "

@@ -17,7 +17,6 @@ from .vocabulary import HyperParameter
 _FLOAT_REL_TOL = 1e-9
 
 
-
 def fmt(value: Any) -> str:
     """A value as a person reads it in JSON terms ('relu', true, null, 0.1)."""
     if isinstance(value, bool):
@@ -142,4 +141,6 @@ def canonical(hp: HyperParameter, value: Any) -> Any:
 
 def on_float_grid(low: float, step: float, value: float) -> bool:
     ratio = (value - low) / step
+    if not math.isfinite(ratio):  # a step so small the grid has no countable points
+        return False
     return abs(ratio - round(ratio)) <= _FLOAT_REL_TOL * max(1.0, abs(ratio))

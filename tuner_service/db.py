@@ -9,12 +9,15 @@ read an older snapshot); the server must know ``SKIP LOCKED`` (MariaDB 10.6, MyS
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from tenacity import (
     before_sleep_log,
     retry,
@@ -129,12 +132,51 @@ def configure_sqlite(engine: Engine, *, read_only: bool = False) -> None:
 
 
 def create_db_engine(url: str, *, read_only: bool = False) -> Engine:
-    """``read_only``: for an engine that only reads (SQLite: deferred transactions)."""
+    """``read_only``: for an engine that only reads. SQLite: deferred transactions. Elsewhere
+    each transaction is one ``REPEATABLE READ`` snapshot, set once per connection, and no
+    pre-ping round trip (its callers retry transient errors, and SQLAlchemy drops a pool's
+    connections when one of them turns out to be disconnected)."""
     url = normalize_url(url)
-    engine = sa.create_engine(url, **engine_kwargs(url))
+    kw = engine_kwargs(url)
+    if read_only and not is_sqlite(url):
+        kw.update(isolation_level="REPEATABLE READ", pool_pre_ping=False)
+    engine = sa.create_engine(url, **kw)
     if is_sqlite(url):
         configure_sqlite(engine, read_only=read_only)
     return engine
+
+
+class utc_now(FunctionElement[datetime]):
+    """The database server's current time, naive UTC, with microseconds where it keeps them.
+
+    Liveness is judged on this one clock (heartbeats written with it, expiry compared with it),
+    so a host whose clock is off neither loses its live work nor hides a dead worker.
+    """
+
+    type = sa.DateTime()
+    inherit_cache = True
+
+
+@compiles(utc_now)
+def _utc_now_default(_element: utc_now, _compiler: Any, **_kw: Any) -> str:
+    return "CURRENT_TIMESTAMP"
+
+
+@compiles(utc_now, "postgresql")
+def _utc_now_pg(_element: utc_now, _compiler: Any, **_kw: Any) -> str:
+    return "(statement_timestamp() AT TIME ZONE 'UTC')"
+
+
+@compiles(utc_now, "mysql")
+@compiles(utc_now, "mariadb")
+def _utc_now_mysql(_element: utc_now, _compiler: Any, **_kw: Any) -> str:
+    return "UTC_TIMESTAMP(6)"
+
+
+@compiles(utc_now, "sqlite")
+def _utc_now_sqlite(_element: utc_now, _compiler: Any, **_kw: Any) -> str:
+    # The format SQLAlchemy stores SQLite datetimes in (text that sorts as time does).
+    return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
 
 
 #: Transient database trouble (restart, network blip): retried with backoff.

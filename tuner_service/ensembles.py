@@ -73,12 +73,7 @@ def request_ensemble(services: Services, study_id: int, size: int, method: str) 
         raise ConflictError(f"study {study_id}: {spec.engine.kind} studies keep no models")
     request = {"size": size, "method": method}
     evaluation = {**(row.evaluation or {}), ENSEMBLE_REQUEST: request}
-    if not services.repo.set_evaluation(
-        row.id,
-        target=EvaluationState.PENDING,
-        expected=[EvaluationState.DONE, EvaluationState.FAILED],
-        evaluation=evaluation,
-    ):
+    if not services.repo.reopen_evaluation(row.id, evaluation):
         raise ConflictError(
             f"study {study_id}: its final evaluation is {row.evaluation_state}; ask again "
             "when it is done"

@@ -1,6 +1,7 @@
 """Prometheus metrics of the service, read from the database at scrape time.
 
-Every number is a query of the shared database (through :class:`Repository`), so any API
+Every number is a query of the shared database (through :class:`Repository` and, for trials,
+:class:`TrialReads`: counts and the duration histogram computed by the database), so any API
 process reports the state of the whole fleet, and a restart loses nothing. Nothing is global:
 :func:`build_registry` makes a fresh ``CollectorRegistry`` per app.
 
@@ -20,15 +21,15 @@ Series (all gauges, except the histogram):
 
 from __future__ import annotations
 
-import bisect
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from optuna.trial import TrialState
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from .reads import TrialReads
 from .repository import Repository
 from .states import StudyStatus, WorkerStatus
 
@@ -40,16 +41,6 @@ DURATION_BUCKETS: tuple[float, ...] = (
 )
 
 
-def histogram_buckets(
-    values: Sequence[float], bounds: Sequence[float] = DURATION_BUCKETS
-) -> list[tuple[str, float]]:
-    """Cumulative ``(le, count)`` pairs for a Prometheus histogram, ``+Inf`` last."""
-    ordered = sorted(values)
-    out = [(_le(b), float(bisect.bisect_right(ordered, b))) for b in bounds]
-    out.append(("+Inf", float(len(ordered))))
-    return out
-
-
 def _le(bound: float) -> str:
     return str(float(bound))
 
@@ -57,8 +48,9 @@ def _le(bound: float) -> str:
 class ServiceCollector(Collector):
     """Collects the service's metrics from the database on each scrape."""
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, reads: TrialReads) -> None:
         self.repo = repo
+        self.reads = reads
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # no queries at registration time
@@ -78,11 +70,8 @@ class ServiceCollector(Collector):
 
     def _query(self) -> list[Metric]:
         snap = self.repo.metrics_snapshot()
-        studies, trials, durations = (
-            snap.studies_by_status,
-            snap.trials_by_state,
-            snap.trial_durations,
-        )
+        fleet = self.reads.fleet_trials(DURATION_BUCKETS)
+        studies, trials = snap.studies_by_status, fleet.by_state
         workers, claimable = snap.workers_by_status, snap.claimable_budget
 
         g_studies = GaugeMetricFamily("tuner_studies", "Studies by status.", labels=["status"])
@@ -99,7 +88,10 @@ class ServiceCollector(Collector):
             "tuner_trial_duration_seconds",
             "Duration of finished trials (complete, pruned, failed), start to end.",
         )
-        h.add_metric([], histogram_buckets(durations), sum_value=float(sum(durations)))
+        hist = fleet.durations
+        buckets = [(_le(b), float(n)) for b, n in zip(hist.bounds, hist.le, strict=True)]
+        buckets.append(("+Inf", float(hist.count)))
+        h.add_metric([], buckets, sum_value=hist.total)
 
         g_workers = GaugeMetricFamily(
             "tuner_workers_alive", "Registered workers that are heartbeating."
@@ -114,8 +106,8 @@ class ServiceCollector(Collector):
         return [g_studies, g_trials, h, g_workers, g_wait]
 
 
-def build_registry(repo: Repository) -> CollectorRegistry:
+def build_registry(repo: Repository, reads: TrialReads) -> CollectorRegistry:
     """A fresh registry holding only the service's collector (one per app)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(repo))
+    registry.register(ServiceCollector(repo, reads))
     return registry

@@ -55,6 +55,11 @@ class StudyRow(Base):
     # Final evaluation of the best trial on the test split: pending | running | done | failed.
     evaluation_state: Mapped[str | None] = mapped_column(String(16), index=True)
     evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The worker that holds the running evaluation (its lease: the reaper takes the evaluation
+    # back when that worker dies or goes silent), and how many times it was taken.
+    evaluation_worker_id: Mapped[str | None] = mapped_column(String(120))
+    evaluation_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                                     server_default="0")
 
 
 class WorkerRow(Base):

@@ -11,12 +11,11 @@ from datetime import datetime
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from .db import configure_sqlite, engine_kwargs, is_sqlite, normalize_url
 from .reads import TrialReads
-from .retrying import with_retry
+from .retrying import RetryingRDBStorage, study_id_of
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -46,10 +45,11 @@ SYS_FAILED_TRIAL = "failed_trial"
 SYS_RETRY_HISTORY = "retry_history"
 
 
-def create_optuna_storage(url: str) -> RDBStorage:
-    """Optuna's storage on the service database (creates Optuna's tables when missing)."""
+def create_optuna_storage(url: str) -> RetryingRDBStorage:
+    """Optuna's storage on the service database (creates Optuna's tables when missing), every
+    call under the retry policy."""
     url = normalize_url(url)
-    storage = RDBStorage(url, engine_kwargs=engine_kwargs(url))
+    storage = RetryingRDBStorage(url, engine_kwargs=engine_kwargs(url))
     if is_sqlite(url):
         configure_sqlite(storage.engine)
     return storage
@@ -120,31 +120,28 @@ def requeue_trial(
     ``RetryFailedTrialCallback`` so that its ``retried_trial_number``/``retry_history`` work.
 
     Returns the retry count of the new trial, or ``None`` when ``max_retries`` is spent.
-    Idempotent, and retried on transient database errors: a copy already added (by an attempt
-    whose answer was lost) is not added twice (looked up among the study's trials that carry
-    a retry history, not by loading every trial).
+    Idempotent: a copy already added (by another reaper, or an attempt whose answer was lost:
+    see :mod:`tuner_service.retrying`) is not added twice (looked up among the study's trials
+    that carry a retry history, not by loading every trial).
     """
     history = [*trial.system_attrs.get(SYS_RETRY_HISTORY, []), trial.number]
     if len(history) > max_retries:
         return None
     keep = {k: v for k, v in trial.user_attrs.items() if k == ATTR_WARM_START}
 
-    def add_once() -> None:
-        for _, seen in reads.system_attr_values(study._study_id, SYS_RETRY_HISTORY):
-            if seen == history:
-                return
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=TrialState.WAITING,
-                params=trial.params,
-                distributions=trial.distributions,
-                user_attrs=keep,
-                system_attrs={
-                    SYS_FAILED_TRIAL: trial.system_attrs.get(SYS_FAILED_TRIAL, trial.number),
-                    SYS_RETRY_HISTORY: history,
-                },
-            )
+    for _, seen in reads.system_attr_values(study_id_of(study), SYS_RETRY_HISTORY):
+        if seen == history:
+            return len(history)
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=keep,
+            system_attrs={
+                SYS_FAILED_TRIAL: trial.system_attrs.get(SYS_FAILED_TRIAL, trial.number),
+                SYS_RETRY_HISTORY: history,
+            },
         )
-
-    with_retry(add_once)
+    )
     return len(history)

@@ -15,16 +15,15 @@ take no write lock and, under WAL, never wait for a worker's write.
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from optuna.distributions import BaseDistribution, json_to_distribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import Connection, Engine
@@ -34,18 +33,29 @@ from .db import db_retry
 from .models import LeaseRow, StudyRow
 from .optuna_tables import (
     STUDY_DIRECTIONS,
-    TRIAL_INTERMEDIATE_VALUES,
-    TRIAL_PARAMS,
+    TRIAL_ROWS,
     TRIAL_SYSTEM_ATTRS,
     TRIAL_USER_ATTRS,
     TRIAL_VALUES,
     TRIALS,
-    local_time,
+    frozen_trials,
     state_of,
     stored_value,
+    trials_from_rows,
 )
 from .states import StudyStatus
-from .trial_aggregates import Point, Prefix, TailTrial, add_sums, keep_best, points, to_loss
+from .trial_aggregates import (
+    Folded,
+    FoldedDurations,
+    Histogram,
+    Point,
+    TailTrial,
+    add_sums,
+    keep_best,
+    to_loss,
+)
+
+_FINISHED = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
 
 
 @dataclass(frozen=True)
@@ -58,87 +68,93 @@ class StudyOverview:
     best: list[FrozenTrial]  # see TrialReads.best
 
 
+@dataclass(frozen=True)
+class FleetTrials:
+    """What ``/metrics`` reports of the trials of every study of the service."""
+
+    by_state: dict[str, int]  # Optuna TrialState names
+    durations: Histogram  # finished trials, start to end
+
+
 class TrialReads:
     """Read-only queries of Optuna's trial tables (and our lease rows) for one engine.
 
-    Keeps, per study, a :class:`Prefix` of its oldest trials that are all finished (their
-    sums and best trial(s)); a read aggregates only the trials created after it. The prefix
-    is checked on every read against the study's trial count (``GROUP BY state``, from an
-    index) and rebuilt when a trial appeared below it, so it is never stale.
+    Keeps, per study, a :class:`Folded` summary (sums, best trial(s)) of the finished trials
+    it has seen; a read looks only at the trials created since and those it saw unfinished.
+    Each read checks the summary against the study's trial count (``GROUP BY state`` on an
+    index) and rebuilds it when they disagree (a trial committed late below the ids already
+    seen, a study replaced), so it is never stale. The same for ``/metrics``' histogram.
     """
 
     def __init__(self, engine: Engine, *, sum_keys: Sequence[str] = ()) -> None:
         """``sum_keys``: numeric user attributes that :meth:`overview` sums."""
         self.engine = engine
         self.sum_keys = tuple(sum_keys)
-        self._prefixes: dict[int, Prefix] = {}
+        self._folded: dict[int, Folded] = {}
+        self._durations: FoldedDurations | None = None
         self._lock = threading.Lock()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        """One transaction, one snapshot: SQLite's deferred ``BEGIN`` under WAL, elsewhere
-        ``REPEATABLE READ`` (a plain snapshot for a read-only transaction)."""
-        with self.engine.connect() as conn:
-            if conn.dialect.name != "sqlite":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                yield conn
+        """One transaction, one snapshot on an engine from ``create_db_engine(read_only=True)``
+        (SQLite's deferred ``BEGIN`` under WAL; elsewhere ``REPEATABLE READ``)."""
+        with self.engine.begin() as conn:
+            yield conn
 
     # --- aggregates -----------------------------------------------------------------------
     @db_retry()
     def overview(self, optuna_study_id: int) -> StudyOverview:
         """Directions, trials by state (``GROUP BY state`` on an index), the sums of the
         ``sum_keys`` user attributes and the best trial(s), in one snapshot; only the trials
-        after the study's finished prefix are aggregated."""
+        this process has not seen finished are read."""
         with self._read() as conn:
             directions = _directions(conn, optuna_study_id)
             counts = _state_counts(conn, optuna_study_id)
-            prefix, tail = self._prefix_and_tail(conn, optuna_study_id, directions, counts)
-            best = keep_best([*prefix.best, *points(tail)], len(directions))
+            with self._lock:
+                cached = self._folded.get(optuna_study_id)
+            if cached is not None and cached.directions == tuple(directions):
+                folded = cached.extend(_tail(conn, optuna_study_id, cached, self.sum_keys))
+            else:
+                folded = None
+            if folded is None or folded.n + len(folded.pending) != sum(counts.values()):
+                folded = _fold_study(conn, optuna_study_id, directions, self.sum_keys)
+            with self._lock:
+                if len(self._folded) > 1000:  # studies read by this process: keep it bounded
+                    self._folded.clear()
+                self._folded[optuna_study_id] = folded
+            running = _tail_sums(conn, folded.pending, self.sum_keys)
             return StudyOverview(
                 directions=directions,
                 counts=counts,
-                sums=add_sums(prefix.sums, tail),
-                best=_frozen_trials(conn, [p.trial_id for p in best]),
+                sums=add_sums(folded.sums, running.values()),
+                best=frozen_trials(conn, [p.trial_id for p in folded.best]),
             )
 
-    def _prefix_and_tail(
-        self,
-        conn: Connection,
-        optuna_study_id: int,
-        directions: list[StudyDirection],
-        counts: dict[str, int],
-    ) -> tuple[Prefix, list[TailTrial]]:
-        with self._lock:
-            cached = self._prefixes.get(optuna_study_id)
-        prefix = cached if cached and cached.directions == tuple(directions) else None
-        tail: list[TailTrial] = []
-        if prefix is not None:
-            tail = _tail(conn, optuna_study_id, prefix, self.sum_keys)
-            if prefix.n + len(tail) != sum(counts.values()):
-                prefix = None  # a trial appeared below the prefix (or the study was replaced)
-        if prefix is None:
-            prefix = _build_prefix(conn, optuna_study_id, directions, self.sum_keys)
-            tail = _tail(conn, optuna_study_id, prefix, self.sum_keys)
-        grown = prefix.extend(tail)
-        with self._lock:
-            if len(self._prefixes) > 1000:  # studies read by this process: keep it bounded
-                self._prefixes.clear()
-            self._prefixes[optuna_study_id] = grown
-        return prefix, tail
-
     @db_retry(max_wait_s=5.0)  # a scrape has a deadline: fail fast, report the outage
-    def all_studies_states(self) -> dict[str, int]:
-        """Trials of the service's studies by Optuna state name (``COMPLETE``, ...)."""
+    def fleet_trials(self, bounds: Sequence[float]) -> FleetTrials:
+        """Trials of the service's studies by state (``GROUP BY state``), and the histogram
+        of the finished ones' durations, extended by the trials not seen finished before
+        (checked against the counts like :meth:`overview`)."""
         t = TRIALS.c
-        q = (
-            sa.select(t.state, sa.func.count())
-            .select_from(TRIALS)
-            .join(StudyRow, StudyRow.optuna_study_id == t.study_id)
-            .group_by(t.state)
-        )
+        ours = TRIALS.join(StudyRow, StudyRow.optuna_study_id == t.study_id)
         with self._read() as conn:
-            return {state_of(st).name: int(n) for st, n in conn.execute(q)}
+            states = {
+                state_of(st).name: int(n)
+                for st, n in conn.execute(
+                    sa.select(t.state, sa.func.count()).select_from(ours).group_by(t.state)
+                )
+            }
+            with self._lock:
+                cached = self._durations
+            folded = None
+            if cached is not None and cached.histogram.bounds == tuple(bounds):
+                folded = _fold_durations(conn, cached)
+            if folded is None or folded.n + len(folded.pending) != sum(states.values()):
+                empty = Histogram.of(bounds, ())
+                folded = _fold_durations(conn, FoldedDurations(0, frozenset(), 0, empty))
+            with self._lock:
+                self._durations = folded
+        return FleetTrials(by_state=states, durations=folded.histogram)
 
     # --- pages ----------------------------------------------------------------------------
     @db_retry()
@@ -149,32 +165,22 @@ class TrialReads:
         states: Sequence[TrialState] | None = None,
         limit: int,
         offset: int,
-    ) -> tuple[list[FrozenTrial], int]:
+        study_id: int | None = None,
+    ) -> tuple[list[FrozenTrial], int, dict[int, str]]:
         """Trials ordered by number, ``limit`` from ``offset`` (optionally of some states
-        only), and how many trials match in all."""
+        only), how many trials match in all, and (given our ``study_id``) trial number -> the
+        worker of its latest lease for the page's trials: four queries, one snapshot."""
         t = TRIALS.c
         where = [t.study_id == optuna_study_id]
         if states is not None:
             where.append(t.state.in_(list(states)))
-        ids_q = (
-            sa.select(t.trial_id).where(*where).order_by(t.number).limit(limit).offset(offset)
-        )
+        page_q = TRIAL_ROWS.where(*where).order_by(t.number).limit(limit).offset(offset)
         count_q = sa.select(sa.func.count()).select_from(TRIALS).where(*where)
         with self._read() as conn:
-            ids = [int(i) for i in conn.scalars(ids_q)]
+            trials = trials_from_rows(conn, conn.execute(page_q).all())
             total = int(conn.scalar(count_q) or 0)
-            return _frozen_trials(conn, ids), total
-
-    @db_retry()
-    def trials_by_number(self, optuna_study_id: int, numbers: Iterable[int]) -> list[FrozenTrial]:
-        """The study's trials with these numbers, ordered by number."""
-        wanted = sorted(set(numbers))
-        if not wanted:
-            return []
-        t = TRIALS.c
-        q = sa.select(t.trial_id).where(t.study_id == optuna_study_id, t.number.in_(wanted))
-        with self._read() as conn:
-            return _frozen_trials(conn, [int(i) for i in conn.scalars(q)])
+            workers = {} if study_id is None else _workers_of(conn, study_id, trials)
+            return trials, total, workers
 
     # --- best -----------------------------------------------------------------------------
     @db_retry()
@@ -200,20 +206,6 @@ class TrialReads:
 
     # --- our lease rows -------------------------------------------------------------------
     @db_retry()
-    def workers_of(self, study_id: int, numbers: Iterable[int]) -> dict[int, str]:
-        """trial number -> the worker that holds or held it (latest lease), for ``numbers``."""
-        wanted = sorted(set(numbers))
-        if not wanted:
-            return {}
-        q = (
-            sa.select(LeaseRow.trial_number, LeaseRow.worker_id)
-            .where(LeaseRow.study_id == study_id, LeaseRow.trial_number.in_(wanted))
-            .order_by(LeaseRow.id)
-        )
-        with self._read() as conn:
-            return {int(n): str(w) for n, w in conn.execute(q) if n is not None}
-
-    @db_retry()
     def pending_evaluations(self) -> list[StudyRow]:
         """Completed studies whose final evaluation is pending (an indexed lookup; usually
         none), instead of every completed study."""
@@ -223,6 +215,18 @@ class TrialReads:
         )
         with Session(self.engine, expire_on_commit=False) as s, s.begin():
             return list(s.scalars(q.order_by(StudyRow.id)))
+
+
+def _workers_of(conn: Connection, study_id: int, trials: Sequence[FrozenTrial]) -> dict[int, str]:
+    """trial number -> the worker that holds or held it (latest lease), for ``trials``."""
+    if not trials:
+        return {}
+    q = (
+        sa.select(LeaseRow.trial_number, LeaseRow.worker_id)
+        .where(LeaseRow.study_id == study_id, LeaseRow.trial_number.in_([t.number for t in trials]))
+        .order_by(LeaseRow.id)
+    )
+    return {int(n): str(w) for n, w in conn.execute(q).all() if n is not None}
 
 
 def _directions(conn: Connection, optuna_study_id: int) -> list[StudyDirection]:
@@ -240,29 +244,53 @@ def _state_counts(conn: Connection, optuna_study_id: int) -> dict[str, int]:
     return counts
 
 
-def _build_prefix(
+def _fold_study(
     conn: Connection,
     optuna_study_id: int,
     directions: Sequence[StudyDirection],
     sum_keys: Sequence[str],
-) -> Prefix:
-    """Aggregates (``SUM``, ``ORDER BY value LIMIT 1`` or the values for a Pareto front) of
-    the study's trials before its first unfinished one (once per study and process)."""
+) -> Folded:
+    """The study's finished trials summed and ranked by the database (``SUM``, ``ORDER BY
+    value LIMIT 1``, or the values alone for a Pareto front): once per study and process."""
     t = TRIALS.c
     mine = t.study_id == optuna_study_id
+    last = conn.scalar(sa.select(sa.func.max(t.trial_id)).where(mine))
+    upto = 0 if last is None else int(last) + 1
     unfinished = [TrialState.RUNNING, TrialState.WAITING]
-    upto = conn.scalar(sa.select(sa.func.min(t.trial_id)).where(mine, t.state.in_(unfinished)))
-    if upto is None:
-        last = conn.scalar(sa.select(sa.func.max(t.trial_id)).where(mine))
-        upto = 0 if last is None else int(last) + 1
-    below = [mine, t.trial_id < upto]
-    n = conn.scalar(sa.select(sa.func.count()).select_from(TRIALS).where(*below))
-    return Prefix(
-        upto=int(upto),
+    pending = conn.scalars(sa.select(t.trial_id).where(mine, t.state.in_(unfinished)))
+    finished = [mine, t.trial_id < upto, t.state.in_(_FINISHED)]
+    n = conn.scalar(sa.select(sa.func.count()).select_from(TRIALS).where(*finished))
+    return Folded(
+        upto=upto,
+        pending=frozenset(int(i) for i in pending),
         n=int(n or 0),
-        sums=_attr_sums(conn, below, sum_keys),
-        best=keep_best(_best_points(conn, below, directions), len(directions)),
+        sums=_attr_sums(conn, finished, sum_keys),
+        best=keep_best(_best_points(conn, finished, directions), len(directions)),
         directions=tuple(directions),
+    )
+
+
+def _fold_durations(conn: Connection, folded: FoldedDurations) -> FoldedDurations:
+    """Extend the fleet's duration histogram by the trials from ``upto`` on and the pending
+    ones (all of them, from an empty one)."""
+    t = TRIALS.c
+    cols = sa.select(t.trial_id, t.state, t.datetime_start, t.datetime_complete).select_from(
+        TRIALS.join(StudyRow, StudyRow.optuna_study_id == t.study_id)
+    )
+    rows = [*conn.execute(cols.where(t.trial_id >= folded.upto))]
+    if folded.pending:
+        rows += conn.execute(cols.where(t.trial_id.in_(sorted(folded.pending))))
+    done = [r for r in rows if state_of(r[1]).is_finished()]
+    seconds = [
+        (end - start).total_seconds()
+        for _, _, start, end in done
+        if isinstance(start, datetime) and isinstance(end, datetime)
+    ]
+    return FoldedDurations(
+        upto=max([folded.upto, *(int(r[0]) + 1 for r in rows)]),
+        pending=frozenset(int(r[0]) for r in rows if not state_of(r[1]).is_finished()),
+        n=folded.n + len(done),
+        histogram=folded.histogram.add(seconds),
     )
 
 
@@ -325,28 +353,18 @@ def _points(rows: Iterable[Any], directions: Sequence[StudyDirection]) -> list[P
 
 
 def _tail(
-    conn: Connection, optuna_study_id: int, prefix: Prefix, sum_keys: Sequence[str]
+    conn: Connection, optuna_study_id: int, folded: Folded, sum_keys: Sequence[str]
 ) -> list[TailTrial]:
-    """The study's trials from ``prefix.upto`` on, with their sums and values (few: the
-    running ones and those created since the prefix was last extended)."""
+    """The study's trials from ``folded.upto`` on and its pending ones, with their sums and
+    values (few: the running ones and those created since the last read)."""
     t = TRIALS.c
-    rows = conn.execute(
-        sa.select(t.trial_id, t.number, t.state).where(
-            t.study_id == optuna_study_id, t.trial_id >= prefix.upto
-        )
-    ).all()
+    cols = sa.select(t.trial_id, t.number, t.state)
+    rows = [*conn.execute(cols.where(t.study_id == optuna_study_id, t.trial_id >= folded.upto))]
+    if folded.pending:
+        rows += conn.execute(cols.where(t.trial_id.in_(sorted(folded.pending))))
     if not rows:
         return []
-    ids = [int(r[0]) for r in rows]
-    sums: dict[int, dict[str, float]] = {i: {} for i in ids}
-    if sum_keys:
-        a = TRIAL_USER_ATTRS.c
-        for tid, key, raw in conn.execute(
-            sa.select(a.trial_id, a.key, a.value_json).where(
-                a.trial_id.in_(ids), a.key.in_(list(sum_keys))
-            )
-        ):
-            sums[tid][key] = _number(raw)
+    sums = _tail_sums(conn, [int(r[0]) for r in rows], sum_keys)
     complete = [int(r[0]) for r in rows if state_of(r[2]) == TrialState.COMPLETE]
     pts: dict[int, Point] = {}
     if complete:
@@ -356,11 +374,28 @@ def _tail(
             .select_from(TRIALS.join(TRIAL_VALUES, v.trial_id == t.trial_id))
             .where(t.trial_id.in_(complete))
         )
-        pts = {p.trial_id: p for p in _points(conn.execute(q), prefix.directions)}
+        pts = {p.trial_id: p for p in _points(conn.execute(q), folded.directions)}
     return [
         TailTrial(int(tid), int(number), state_of(state), sums[int(tid)], pts.get(int(tid)))
         for tid, number, state in rows
     ]
+
+
+def _tail_sums(
+    conn: Connection, trial_ids: Iterable[int], sum_keys: Sequence[str]
+) -> dict[int, dict[str, float]]:
+    """trial id -> its ``sum_keys`` user attributes (numbers), for a few trials."""
+    ids = sorted(trial_ids)
+    sums: dict[int, dict[str, float]] = {i: {} for i in ids}
+    if ids and sum_keys:
+        a = TRIAL_USER_ATTRS.c
+        for tid, key, raw in conn.execute(
+            sa.select(a.trial_id, a.key, a.value_json).where(
+                a.trial_id.in_(ids), a.key.in_(list(sum_keys))
+            )
+        ):
+            sums[tid][key] = _number(raw)
+    return sums
 
 
 def _number(raw: str | None) -> float:
@@ -370,77 +405,3 @@ def _number(raw: str | None) -> float:
     except ValueError:
         return 0.0
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
-
-
-def _frozen_trials(conn: Connection, trial_ids: Sequence[int]) -> list[FrozenTrial]:
-    """Whole trials for ``trial_ids`` (five indexed ``IN`` queries), ordered by number."""
-    if not trial_ids:
-        return []
-    ids = list(trial_ids)
-    t = TRIALS.c
-    rows = conn.execute(
-        sa.select(
-            t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete
-        ).where(t.trial_id.in_(ids))
-    ).all()
-    values: dict[int, dict[int, float]] = {i: {} for i in ids}
-    v = TRIAL_VALUES.c
-    for tid, objective, value, vtype in conn.execute(
-        sa.select(v.trial_id, v.objective, v.value, v.value_type).where(v.trial_id.in_(ids))
-    ):
-        values[tid][objective] = stored_value(value, vtype)
-    params: dict[int, dict[str, Any]] = {i: {} for i in ids}
-    dists: dict[int, dict[str, Any]] = {i: {} for i in ids}
-    p = TRIAL_PARAMS.c
-    for tid, name, value, dist_json in conn.execute(
-        sa.select(p.trial_id, p.param_name, p.param_value, p.distribution_json)
-        .where(p.trial_id.in_(ids))
-        .order_by(p.param_id)
-    ):
-        dist = _distribution(dist_json)
-        dists[tid][name] = dist
-        params[tid][name] = dist.to_external_repr(value)
-    inter: dict[int, dict[int, float]] = {i: {} for i in ids}
-    iv = TRIAL_INTERMEDIATE_VALUES.c
-    for tid, step, value, vtype in conn.execute(
-        sa.select(iv.trial_id, iv.step, iv.intermediate_value, iv.intermediate_value_type).where(
-            iv.trial_id.in_(ids)
-        )
-    ):
-        inter[tid][step] = stored_value(value, vtype)
-    user = _attrs(conn, TRIAL_USER_ATTRS, ids)
-    system = _attrs(conn, TRIAL_SYSTEM_ATTRS, ids)
-    out = [
-        FrozenTrial(
-            number=int(number),
-            state=state_of(state),
-            value=None,
-            values=[values[tid][k] for k in sorted(values[tid])] if values[tid] else None,
-            datetime_start=local_time(start),
-            datetime_complete=local_time(complete),
-            params=params[tid],
-            distributions=dists[tid],
-            user_attrs=user[tid],
-            system_attrs=system[tid],
-            intermediate_values=inter[tid],
-            trial_id=int(tid),
-        )
-        for tid, number, state, start, complete in rows
-    ]
-    return sorted(out, key=lambda ft: ft.number)
-
-
-@functools.lru_cache(maxsize=4096)
-def _distribution(dist_json: str) -> BaseDistribution:
-    """Distributions are immutable and repeat across trials: parse each JSON text once."""
-    return json_to_distribution(dist_json)
-
-
-def _attrs(conn: Connection, table: sa.TableClause, ids: list[int]) -> dict[int, dict[str, Any]]:
-    out: dict[int, dict[str, Any]] = {i: {} for i in ids}
-    c = table.c
-    for tid, key, raw in conn.execute(
-        sa.select(c.trial_id, c.key, c.value_json).where(c.trial_id.in_(ids))
-    ):
-        out[tid][key] = json.loads(raw)
-    return out

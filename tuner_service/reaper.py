@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import optuna
 from optuna.trial import TrialState
@@ -20,8 +20,8 @@ from .engines import UnknownEngineError, get_engine
 from .optuna_bridge import ATTR_FAIL_REASON, SYS_RETRY_HISTORY, requeue_trial, retries_used
 from .queue import maybe_complete
 from .reads import TrialReads
-from .repository import Lease, Repository, utcnow
-from .retrying import RETRY_MAX_BACKOFF_S, with_retry
+from .repository import Lease, Repository
+from .retrying import RETRY_MAX_BACKOFF_S, RetryingRDBStorage, trial_id_of
 from .states import LeaseState, StudyStatus
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Reaper:
     def __init__(
         self,
         repo: Repository,
-        storage: optuna.storages.BaseStorage,
+        storage: RetryingRDBStorage,
         *,
         grace_period: float,
         max_retries: int,
@@ -56,6 +56,7 @@ class Reaper:
         self.settle_s = grace_period + RETRY_MAX_BACKOFF_S if settle_s is None else settle_s
         self._last_ok: float | None = None
         self._connected_since: float | None = None
+        self._unheld_since: dict[int, float] = {}  # Optuna trial id -> first seen unheld
 
     def _may_judge_liveness(self) -> bool:
         """Whether this reaper has seen the database long enough to call a worker silent.
@@ -86,7 +87,8 @@ class Reaper:
         """One sweep; returns the number of trials taken back."""
         if not self._may_judge_liveness():
             return 0
-        cutoff = utcnow() - timedelta(seconds=self.grace_period)
+        # On the database's clock, which wrote the heartbeats: hosts' clocks do not matter.
+        cutoff = self.repo.database_time() - timedelta(seconds=self.grace_period)
         dead = self.repo.mark_silent_workers_dead(cutoff)
         if dead:
             log.warning("workers silent for %.0fs, declared dead: %s", self.grace_period, dead)
@@ -94,6 +96,11 @@ class Reaper:
         for lease in self.repo.stale_leases(cutoff):
             if self._take_back(lease, "worker lost (no heartbeat)"):
                 n += 1
+        for study_id, state in self.repo.take_back_evaluations(
+            cutoff, max_attempts=self.max_retries + 1
+        ):
+            log.warning("study %s: its evaluation's worker was lost; evaluation %s",
+                        study_id, state.value)
         for study in self.repo.studies_with_status((StudyStatus.RUNNING, StudyStatus.QUEUED)):
             n += self._orphans(study.id)
             maybe_complete(self.repo, study.id)
@@ -112,7 +119,7 @@ class Reaper:
         study_row = self.repo.get_study(study_id)
         if study_row is None:
             return
-        trial = with_retry(self.storage.get_trial, trial_id)
+        trial = self.storage.get_trial(trial_id)
         if trial.state != TrialState.RUNNING:
             self._finished_meanwhile(study_id, trial)
             return
@@ -121,12 +128,12 @@ class Reaper:
         if gives_up:
             reason = f"{reason}; gave up after {self.max_retries} retries"
         try:
-            with_retry(self.storage.set_trial_user_attr, trial_id, ATTR_FAIL_REASON, reason)
+            self.storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON, reason)
             # Optuna's own compare-and-set: False or an error when the worker finished first.
-            if not with_retry(self.storage.set_trial_state_values, trial_id, TrialState.FAIL):
+            if not self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
                 return
         except optuna.exceptions.UpdateFinishedTrialError:
-            self._finished_meanwhile(study_id, with_retry(self.storage.get_trial, trial_id))
+            self._finished_meanwhile(study_id, self.storage.get_trial(trial_id))
             return
         if final:
             return
@@ -136,10 +143,10 @@ class Reaper:
             return
         if _engine_retries_itself(study_row.engine_kind):
             return  # the engine sends the lost trial back itself (and frees its budget)
-        study = with_retry(optuna.load_study, study_name=study_row.name, storage=self.storage)
+        study = optuna.load_study(study_name=study_row.name, storage=self.storage)
         retry = requeue_trial(
             study,
-            with_retry(self.storage.get_trial, trial_id),
+            self.storage.get_trial(trial_id),
             max_retries=self.max_retries,
             reads=self.reads,
         )
@@ -161,12 +168,12 @@ class Reaper:
         ):
             if trial.number in history:
                 return
-        self.repo.count_lost_lease_as_finished(study_id, trial._trial_id)
+        self.repo.count_lost_lease_as_finished(study_id, trial_id_of(trial))
 
     def _orphans(self, study_id: int) -> int:
         """RUNNING trials that no active lease holds (a worker died between asking Optuna for
         a trial and recording it, or a retried ``ask`` created a second one) and that started
-        before the grace period. Skipped while a live worker's lease has no trial yet: its
+        more than a grace period ago. Skipped while a live worker's lease has no trial yet: its
         trial may be one that it is about to attach."""
         active = self.repo.active_leases(study_id)
         if any(le.trial_id is None for le in active):
@@ -175,20 +182,24 @@ class Reaper:
         row = self.repo.get_study(study_id)
         if row is None:
             return 0
-        # Optuna stamps trials with local naive time.
-        cutoff = datetime.now() - timedelta(seconds=self.grace_period)
+        # Optuna stamps trials with the writer's local clock, which may be off: an unheld trial
+        # is orphaned once this reaper has seen it unheld for a grace period (its own
+        # monotonic clock).
+        now = time.monotonic()
         n = 0
-        for t in with_retry(
-            self.storage.get_all_trials,
+        for t in self.storage.get_all_trials(
             row.optuna_study_id,
             deepcopy=False,
             states=(TrialState.RUNNING,),
         ):
-            if t._trial_id in held or t.datetime_start is None:
+            tid = trial_id_of(t)
+            if tid in held:
+                self._unheld_since.pop(tid, None)
                 continue
-            if t.datetime_start.replace(tzinfo=None) >= cutoff:
+            if now - self._unheld_since.setdefault(tid, now) < self.grace_period:
                 continue
-            self._fail_and_requeue(study_id, t._trial_id, "trial orphaned (no worker holds it)")
+            self._unheld_since.pop(tid, None)
+            self._fail_and_requeue(study_id, tid, "trial orphaned (no worker holds it)")
             n += 1
         return n
 

@@ -30,6 +30,7 @@ from .optuna_bridge import (
 )
 from .reads import TrialReads
 from .repository import Repository
+from .retrying import RetryingRDBStorage
 from .settings import Settings
 from .spec import StudySpec, parse_study_spec
 from .states import StudyStatus, check_study_transition
@@ -63,7 +64,7 @@ class Services:
         )
 
     @cached_property
-    def storage(self) -> optuna.storages.RDBStorage:
+    def storage(self) -> RetryingRDBStorage:
         return create_optuna_storage(self.settings.database_url)
 
     @cached_property
@@ -209,10 +210,9 @@ class Services:
         """One page of trials, ordered by number, cut by the database."""
         row = self.study_row(study_id)
         states = None if state is None else (TrialState[state.upper()],)
-        page, count = self.reads.page(
-            row.optuna_study_id, states=states, limit=limit, offset=offset
+        page, count, workers = self.reads.page(
+            row.optuna_study_id, states=states, limit=limit, offset=offset, study_id=row.id
         )
-        workers = self.reads.workers_of(row.id, (t.number for t in page))
         out = []
         for t in page:
             d = trial_to_dict(t)

@@ -9,6 +9,7 @@ wrong) and keeps the parsed space (:meth:`StudySpec.space`). FastAPI's request b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -50,13 +51,20 @@ _DEFAULT_DIRECTION = {
 }
 
 # Limits that keep one request from asking for something unreasonable (clear 422 instead).
+MAX_DATASET_BYTES = 4 * 2**30  # a dataset's float32 inputs, estimated from the spec
+MAX_IMAGE_PIXELS = 4096 * 4096  # image_folder: one resized image
 MAX_TRIALS = 100_000
 MAX_PARALLEL = 1024
 MAX_EPOCHS = 10_000
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no coercion (``false`` or ``"3"`` is not an integer), as the published schema says;
+    # JSON arrays still fill tuple fields (``Field(strict=False)`` there).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+_SYNTHETIC_ONLY = ("shape", "n_classes", "n_samples")
 
 
 class DatasetSpec(_Strict):
@@ -66,6 +74,16 @@ class DatasetSpec(_Strict):
     used only for datasets that ship no test split of their own, and the test split is touched
     once, to evaluate the best trial.
     """
+
+    # The rules between fields that JSON Schema can state, so that the published schema
+    # admits no body that _check_fields refuses for them.
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        {"if": {"properties": {"name": {"enum": list(FILE_DATASETS)}}},
+         "then": {"required": ["path"], "properties": {"path": {"type": "string", "minLength": 1}}},
+         "else": {"properties": {"path": {"type": "null"}}}},
+        {"if": {"properties": {"name": {"const": "synthetic"}}},
+         "else": {"properties": {f: {"type": "null"} for f in _SYNTHETIC_ONLY}}},
+    ]})
 
     name: Literal[DATASET_NAMES] = Field(  # type: ignore[valid-type]
         description="Dataset name: " + ", ".join(DATASET_NAMES) + "."
@@ -77,10 +95,14 @@ class DatasetSpec(_Strict):
         None, description="npz file or image folder, relative to the workers' TUNER_DATA_ROOT."
     )
     image_size: tuple[int, int] | None = Field(
-        None, description="image_folder: resize images to (height, width); default 64x64."
+        None,
+        strict=False,
+        description="image_folder: resize images to (height, width); default 64x64.",
     )
     shape: tuple[int, ...] | None = Field(
-        None, description="synthetic: input shape, e.g. [16, 16, 3] (images) or [8] (tabular)."
+        None,
+        strict=False,
+        description="synthetic: input shape, e.g. [16, 16, 3] (images) or [8] (tabular).",
     )
     n_classes: int | None = Field(None, ge=2, le=1000, description="synthetic: number of classes.")
     n_samples: int | None = Field(
@@ -98,14 +120,36 @@ class DatasetSpec(_Strict):
             raise ValueError(
                 f"'path' is only for the npz and image_folder datasets, not '{self.name}'"
             )
-        synthetic_only = ("shape", "n_classes", "n_samples")
         if self.name != "synthetic":
-            given = [f for f in synthetic_only if getattr(self, f) is not None]
+            given = [f for f in _SYNTHETIC_ONLY if getattr(self, f) is not None]
             if given:
                 raise ValueError(f"{', '.join(given)}: only for the synthetic dataset")
         if self.validation_split + self.test_split >= 0.9:
             raise ValueError("validation_split + test_split must leave at least 10% for training")
+        too_big = self.memory_problem()
+        if too_big:
+            raise ValueError(too_big)
         return self
+
+    def memory_problem(self) -> str | None:
+        """Why a worker could not hold this dataset's inputs (float32) in memory, from the
+        sizes the spec gives, before any worker loads it; None when it fits."""
+        if self.name == "synthetic" and self.shape:
+            n, dims, what = self.n_samples or 600, self.shape, "shape x n_samples"
+        elif self.name == "image_folder" and self.image_size:
+            height, width = self.image_size
+            if height * width > MAX_IMAGE_PIXELS:
+                return (f"image_size {height}x{width} is over {MAX_IMAGE_PIXELS:,} pixels per "
+                        "image")
+            n, dims, what = self.max_samples or 1, (height, width, 3), "image_size x max_samples"
+        else:
+            return None
+        need = n * math.prod(int(d) for d in dims) * 4
+        if need <= MAX_DATASET_BYTES:
+            return None
+        return (f"{what}: {n:,} samples of {'x'.join(map(str, dims))} float32 inputs need about "
+                f"{need / 2**30:,.1f} GiB, over the {MAX_DATASET_BYTES // 2**30} GiB a worker "
+                "loads")
 
 
 class ObjectiveSpec(_Strict):
@@ -175,7 +219,7 @@ class StudySpec(_Strict):
         description="Unique study name (letters, digits, '_', '.', '-').",
     )
     dataset: DatasetSpec
-    objective: ObjectiveSpec | list[ObjectiveSpec] = Field(
+    objective: ObjectiveSpec | Annotated[list[ObjectiveSpec], Field(min_length=1)] = Field(
         default_factory=lambda: ObjectiveSpec()
     )
     engine: EngineOptionsField = Field(

@@ -153,8 +153,9 @@ class EvaluationState(str, enum.Enum):
     """The final evaluation of a completed study's best model on the test split (the column
     is NULL until the study completes; it then starts PENDING)."""
 
-    PENDING = "pending"  # the study completed; any worker may take the evaluation
-    RUNNING = "running"  # one worker took it (compare-and-set)
+    PENDING = "pending"  # the study completed (or the reaper took it back); any worker may take it
+    RUNNING = "running"  # one live worker holds it (compare-and-set; the reaper takes it back
+    #                      from a worker that died or went silent)
     DONE = "done"  # evaluated, or skipped with the reason recorded
     FAILED = "failed"  # the evaluation raised; the error is recorded
 
@@ -164,7 +165,8 @@ EVALUATIONS: StateMachine[EvaluationState] = StateMachine(
     EvaluationState.PENDING,
     {
         EvaluationState.PENDING: frozenset({EvaluationState.RUNNING}),
-        # its worker died: pending again (another worker evaluates)
+        # RUNNING -> PENDING: its worker was lost; RUNNING -> FAILED also when it was lost
+        # too many times.
         EvaluationState.RUNNING: frozenset(
             {EvaluationState.DONE, EvaluationState.FAILED, EvaluationState.PENDING}
         ),

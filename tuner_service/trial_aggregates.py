@@ -1,15 +1,16 @@
-"""Summaries of finished trials that can be kept and extended (no SQL here; see reads.py).
+"""Summaries of finished trials that are kept and extended (no SQL here; see reads.py).
 
-Optuna's finished trials never change (its storage refuses updates to them), so the sums and
-the best trial(s) of a study's oldest trials, all finished, stay true for good:
-:class:`TrialReads` keeps one :class:`Prefix` per study and, on each read, adds only the
-trials created since (the "tail"), instead of aggregating the whole study again.
+Optuna's finished trials never change (its storage refuses updates to them), so what is
+summed or ranked over them stays true for good: :class:`TrialReads` keeps, per study, a
+:class:`Folded` summary of every trial it has seen finished, and on each read looks only at
+the trials created since and at those it saw unfinished (the "tail"), instead of aggregating
+the whole study again. The same for the fleet's histogram of trial durations.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from optuna.study import StudyDirection
@@ -35,32 +36,61 @@ class TailTrial:
 
 
 @dataclass(frozen=True)
-class Prefix:
-    """The study's trials with ``trial_id < upto``: ``n`` of them, all finished."""
+class Folded:
+    """Every trial of a study with ``trial_id < upto``: ``n`` finished ones summed and
+    ranked here, the unfinished ones' ids in ``pending`` (read again each time)."""
 
     upto: int
+    pending: frozenset[int]
     n: int
     sums: dict[str, float]
     best: tuple[Point, ...]
     directions: tuple[StudyDirection, ...]
 
-    def extend(self, tail: Sequence[TailTrial]) -> Prefix:
-        """Fold in the tail's trials up to the first one not finished yet."""
-        upto, folded = self.upto, []
-        for t in sorted(tail, key=lambda t: t.trial_id):
-            if not t.state.is_finished():
-                break
-            folded.append(t)
-            upto = t.trial_id + 1
-        if not folded:
-            return self
-        return Prefix(
-            upto=upto,
-            n=self.n + len(folded),
-            sums=add_sums(self.sums, folded),
-            best=keep_best([*self.best, *points(folded)], len(self.directions)),
+    def extend(self, tail: Sequence[TailTrial]) -> Folded:
+        """Fold in the tail's finished trials; its unfinished ones become the pending."""
+        done = [t for t in tail if t.state.is_finished()]
+        return Folded(
+            upto=max([self.upto, *(t.trial_id + 1 for t in tail)]),
+            pending=frozenset(t.trial_id for t in tail if not t.state.is_finished()),
+            n=self.n + len(done),
+            sums=add_sums(self.sums, (t.sums for t in done)),
+            best=keep_best([*self.best, *points(done)], len(self.directions)),
             directions=self.directions,
         )
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Cumulative counts of durations at most each of ``bounds``, their count and sum."""
+
+    bounds: tuple[float, ...]
+    le: tuple[int, ...]
+    count: int = 0
+    total: float = 0.0
+
+    @classmethod
+    def of(cls, bounds: Sequence[float], seconds: Iterable[float]) -> Histogram:
+        return cls(tuple(bounds), (0,) * len(bounds)).add(seconds)
+
+    def add(self, seconds: Iterable[float]) -> Histogram:
+        xs = [max(0.0, s) for s in seconds]
+        if not xs:
+            return self
+        pairs = zip(self.le, self.bounds, strict=True)
+        le = tuple(n + sum(1 for x in xs if x <= b) for n, b in pairs)
+        return Histogram(self.bounds, le, self.count + len(xs), self.total + sum(xs))
+
+
+@dataclass(frozen=True)
+class FoldedDurations:
+    """The fleet's trials with ``trial_id < upto``: ``n`` finished ones in the histogram
+    (those with both times), the unfinished ones' ids in ``pending``."""
+
+    upto: int
+    pending: frozenset[int]
+    n: int
+    histogram: Histogram
 
 
 def to_loss(values: Sequence[float], directions: Sequence[StudyDirection]) -> tuple[float, ...]:
@@ -73,10 +103,10 @@ def points(trials: Iterable[TailTrial]) -> list[Point]:
     return [t.point for t in trials if t.point is not None]
 
 
-def add_sums(sums: dict[str, float], trials: Iterable[TailTrial]) -> dict[str, float]:
+def add_sums(sums: dict[str, float], more: Iterable[Mapping[str, float]]) -> dict[str, float]:
     out = dict(sums)
-    for t in trials:
-        for k, v in t.sums.items():
+    for m in more:
+        for k, v in m.items():
             out[k] = out.get(k, 0.0) + v
     return out
 

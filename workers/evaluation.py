@@ -1,5 +1,6 @@
 """The final evaluation of a completed study: the best trial's saved model, once, on the test
-split. Any worker may do it; a compare-and-set on the study makes sure only one does."""
+split. Any worker may do it; it holds the evaluation like a trial's lease (one holder at a
+time; taken back by the reaper when the holder dies)."""
 
 from __future__ import annotations
 
@@ -41,39 +42,34 @@ def load_trial_model(services: Services, artifact_id: str) -> keras.Model:
         return keras.models.load_model(path)
 
 
-def evaluate_pending(
-    services: Services, datasets: DatasetCache, worker_id: str | None = None
-) -> int:
+def evaluate_pending(services: Services, datasets: DatasetCache, worker_id: str) -> int:
     """Evaluate every completed study whose evaluation is pending (an indexed lookup, not a
     walk over every completed study); returns how many.
 
-    The evaluation records the worker that took it: one whose worker died meanwhile (the
-    reaper declared it dead) is pending again, so another worker does it.
+    Each evaluation is held like a trial's lease: taken by compare-and-set for this worker,
+    which keeps it while its heartbeat runs; if the worker dies, the reaper gives it back and
+    another worker redoes it. A result for an evaluation taken back meanwhile is dropped.
     """
     repo = services.repo
-    for study_id in repo.reopen_orphaned_evaluations():
-        log.warning("study %s: the worker evaluating it is gone; evaluating again", study_id)
     n = 0
     for row in services.reads.pending_evaluations():
-        previous = dict(row.evaluation or {})
-        taken = {**previous, "worker": worker_id}
-        if not repo.set_evaluation(row.id, target=EvaluationState.RUNNING, evaluation=taken):
+        previous = dict(row.evaluation or {})  # may hold an on-demand ensemble request
+        if not repo.take_evaluation(row.id, worker_id):
             continue  # another worker took it
+        target, evaluation = EvaluationState.DONE, {}
         try:
             spec = StudySpec.model_validate(row.spec)
             evaluation = _evaluate(services, datasets, row, spec)
             evaluation.update(_ensemble(services, datasets, row, spec, previous))
-            repo.set_evaluation(row.id, target=EvaluationState.DONE, evaluation=evaluation)
             log.info("study %s: best trial evaluated on the test split: %s", row.id, evaluation)
         except Exception as exc:  # the evaluation fails, the worker goes on
             log.exception("study %s: final evaluation failed", row.id)
-            repo.set_evaluation(
-                row.id,
-                target=EvaluationState.FAILED,
-                evaluation={"error": f"{type(exc).__name__}: {exc}"},
-            )
+            target, evaluation = EvaluationState.FAILED, {"error": f"{type(exc).__name__}: {exc}"}
         finally:
             clear_session()
+        if not repo.end_evaluation(row.id, worker_id, target, evaluation):
+            log.warning("study %s: the evaluation was taken back meanwhile; result dropped",
+                        row.id)
         n += 1
     return n
 

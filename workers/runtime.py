@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -19,6 +20,7 @@ __all__ = [
     "configure_threads",
     "drop_custom_gradients",
     "freeze_startup_objects",
+    "gpu_capabilities",
     "seed_everything",
 ]
 
@@ -53,18 +55,42 @@ def configure_threads(n: int | None) -> None:
         log.warning("cannot set TensorFlow threads to %d (already initialised): %s", n, exc)
 
 
-def configure_gpu(memory_growth: bool = True) -> list[str]:
+def configure_gpu(
+    memory_growth: bool = True, memory_limit_mib: int | None = None, config: Any = None
+) -> list[str]:
     """Names of the visible GPUs; with ``memory_growth`` each allocates memory as needed
-    instead of grabbing it all (so several workers can share a GPU). ``[]`` without GPUs."""
-    gpus = tf.config.list_physical_devices("GPU")
+    instead of grabbing it all (so several workers can share a GPU). With
+    ``memory_limit_mib`` each is instead capped at that much (one logical device per GPU:
+    one of several workers on a GPU, ``--trials-per-device``). ``[]`` without GPUs.
+    ``config`` stands in for ``tf.config`` (tests)."""
+    cfg = tf.config if config is None else config
+    gpus = cfg.list_physical_devices("GPU")
     for gpu in gpus:
-        if not memory_growth:
-            continue
         try:
-            tf.config.experimental.set_memory_growth(gpu, True)
+            if memory_limit_mib is not None:
+                cfg.set_logical_device_configuration(
+                    gpu, [cfg.LogicalDeviceConfiguration(memory_limit=int(memory_limit_mib))]
+                )
+            elif memory_growth:
+                cfg.experimental.set_memory_growth(gpu, True)
         except (RuntimeError, ValueError) as exc:
-            log.warning("cannot set memory growth on %s (already initialised): %s", gpu.name, exc)
+            log.warning("cannot configure %s (already initialised): %s", gpu.name, exc)
     return [gpu.name for gpu in gpus]
+
+
+def gpu_capabilities(config: Any = None) -> list[tuple[int, int]]:
+    """The compute capability of each visible GPU (``(0, 0)`` where TensorFlow does not say);
+    ``config`` stands in for ``tf.config`` (tests)."""
+    cfg = tf.config if config is None else config
+    out = []
+    for gpu in cfg.list_physical_devices("GPU"):
+        try:
+            details = cfg.experimental.get_device_details(gpu)
+        except (RuntimeError, ValueError):
+            details = {}
+        cc = details.get("compute_capability") or (0, 0)
+        out.append((int(cc[0]), int(cc[1])))
+    return out
 
 
 def clear_session() -> None:

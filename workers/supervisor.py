@@ -1,4 +1,5 @@
-"""``tuner-worker --devices``: one worker process per GPU, pinned with ``CUDA_VISIBLE_DEVICES``.
+"""``tuner-worker --devices``: one worker process per GPU, pinned with ``CUDA_VISIBLE_DEVICES``
+(or K per GPU, or K on the CPU, with ``--trials-per-device``: :mod:`workers.packing`).
 
 The parent never imports TensorFlow (a process that has initialised CUDA cannot hand a GPU to
 a child cleanly, and the import alone costs seconds and memory). It works out the devices
@@ -34,6 +35,7 @@ from types import FrameType
 
 __all__ = [
     "CHILD_COMMAND_ENV",
+    "GPU_MEMORY_LIMIT_ENV",
     "Device",
     "DeviceSpecError",
     "Supervisor",
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 #: Overrides the child's command (shlex-split; tests start cheap stand-in workers with it). The
 #: child arguments (``--device gpu:N`` and the passed-through options) are appended.
 CHILD_COMMAND_ENV = "TUNER_WORKER_CHILD_COMMAND"
+#: A child's GPU memory cap in MiB (read by ``workers.daemon`` before TensorFlow starts).
+GPU_MEMORY_LIMIT_ENV = "TUNER_GPU_MEMORY_LIMIT_MB"
 
 #: A GPU id as ``CUDA_VISIBLE_DEVICES`` takes it: an index, or a GPU / MIG UUID.
 _GPU_ID = re.compile(r"^(\d+|(GPU|MIG)-[0-9A-Za-z/_-]+)$")
@@ -63,11 +67,22 @@ class DeviceSpecError(ValueError):
 
 @dataclass(frozen=True)
 class Device:
-    """One GPU a child worker is pinned to: ``visible`` goes into its ``CUDA_VISIBLE_DEVICES``,
-    ``label`` is what it registers with (``gpu:0``; ``gpu:0/mig:1`` for a MIG instance)."""
+    """One child worker's device: ``visible`` goes into its ``CUDA_VISIBLE_DEVICES`` (``-1``:
+    the CPU), ``label`` is what it registers with (``gpu:0``; ``gpu:0/mig:1`` for a MIG
+    instance; ``gpu:0#2``, ``cpu#1`` for one of several children on a device, see
+    :mod:`workers.packing`). ``memory_limit_mib`` caps its GPU memory, ``cpus`` pins it to
+    those cores, ``threads`` sets its TensorFlow threads."""
 
     visible: str
     label: str
+    memory_limit_mib: int | None = None
+    cpus: tuple[int, ...] = ()
+    threads: int | None = None
+
+    def describe(self) -> str:
+        cap = f", memory cap {self.memory_limit_mib} MiB" if self.memory_limit_mib else ""
+        cpus = f", CPUs {','.join(map(str, self.cpus))}" if self.cpus else ""
+        return f"CUDA_VISIBLE_DEVICES={self.visible}{cap}{cpus}"
 
 
 def _device(gpu_id: str) -> Device:
@@ -190,13 +205,34 @@ def child_command(override: str | None = None) -> list[str]:
 
 
 def child_env(device: Device, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The parent's environment, pinned to one GPU with memory growth on. Device indices mean
-    what ``nvidia-smi`` shows (PCI bus order) unless ``CUDA_DEVICE_ORDER`` is already set."""
+    """The parent's environment, pinned to one GPU with memory growth on -- or, for one of
+    several children on a GPU, with its memory cap instead (TensorFlow takes one or the
+    other). Device indices mean what ``nvidia-smi`` shows (PCI bus order) unless
+    ``CUDA_DEVICE_ORDER`` is already set."""
     env = dict(os.environ if environ is None else environ)
     env["CUDA_VISIBLE_DEVICES"] = device.visible
-    env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    env.pop(GPU_MEMORY_LIMIT_ENV, None)
+    if device.memory_limit_mib is not None:
+        env[GPU_MEMORY_LIMIT_ENV] = str(device.memory_limit_mib)
+        env.pop("TF_FORCE_GPU_ALLOW_GROWTH", None)
+    else:
+        env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
     env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     return env
+
+
+def _child_setup(cpus: tuple[int, ...]) -> Callable[[], None] | None:
+    """What runs in a child between fork and exec: the parent-death signal (Linux) and, for
+    a CPU share, the CPU affinity (inherited by every thread TensorFlow starts)."""
+    if sys.platform != "linux":
+        return None
+
+    def setup() -> None:  # pragma: no cover - runs in the child before exec
+        _set_parent_death_signal()
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    return setup
 
 
 def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child before exec
@@ -263,7 +299,9 @@ class Supervisor:
 
     # --- children -------------------------------------------------------------------------
     def _argv(self, child: _Child) -> list[str]:
-        return [*self.command, "--device", child.device.label, *self.args]
+        threads = child.device.threads
+        extra = ["--threads", str(threads)] if threads is not None else []
+        return [*self.command, "--device", child.device.label, *extra, *self.args]
 
     def _start(self, child: _Child) -> None:
         argv = self._argv(child)
@@ -271,20 +309,15 @@ class Supervisor:
             argv,
             env=child_env(child.device, self.environ),
             start_new_session=True,  # a terminal's Ctrl-C reaches the children via the parent
-            preexec_fn=_set_parent_death_signal if sys.platform == "linux" else None,
+            preexec_fn=_child_setup(child.device.cpus),
         )
         child.started_at = time.monotonic()
         child.restart_at = None
         child.starts += 1
         child.signalled = 0
         what = "started" if child.starts == 1 else "restarted"
-        log.info(
-            "worker %s %s (pid %d, CUDA_VISIBLE_DEVICES=%s)",
-            child.device.label,
-            what,
-            child.proc.pid,
-            child.device.visible,
-        )
+        log.info("worker %s %s (pid %d, %s)", child.device.label, what, child.proc.pid,
+                 child.device.describe())
 
     def _running(self) -> list[_Child]:
         return [c for c in self.children if c.proc is not None and c.proc.poll() is None]

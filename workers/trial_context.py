@@ -32,6 +32,8 @@ from .trial_runner import Decision, Outcome, TrialResult, monitored_metric
 if TYPE_CHECKING:
     from .datasets import Dataset
     from .engines.base import TrialHandle
+    from .execution import ExecutionOptions
+    from .model_reuse import ModelCache
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class Trainer:
     run_trial_fn: TrainFn
     mixed_precision: bool = False
     versions: Mapping[str, str] | None = None
+    execution: ExecutionOptions | None = None  # how fit runs (workers.execution)
+    model_cache: ModelCache | None = None  # the last trial's traced model (workers.model_reuse)
 
 
 class TrialContext:
@@ -162,6 +166,8 @@ class TrialContext:
                 mixed_precision=self._trainer.mixed_precision,
                 initial_epoch=initial_epoch,
                 initial_weights=initial_weights,
+                execution=self._trainer.execution,
+                model_cache=self._trainer.model_cache,
             ),
             handle.params,
         )

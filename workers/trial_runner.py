@@ -12,11 +12,14 @@ from typing import Any
 
 import keras
 
+from search_spaces.vocabulary import effective_learning_rate
 from tuner_service.spec import ObjectiveSpec
 
 from .datasets import Dataset
+from .execution import ExecutionOptions, fit_inputs, prebuild, steps_per_execution
 from .faults import fault_callbacks
 from .model_builder import build_model
+from .model_reuse import ModelCache, architecture_key
 from .training import fit_kwargs, training_callbacks
 
 
@@ -95,6 +98,40 @@ def objective_values(
     ]
 
 
+def _model_for(
+    params: Mapping[str, Any],
+    dataset: Dataset,
+    mixed_precision: bool,
+    spe: int,
+    execution: ExecutionOptions,
+    initial_weights: str | None,
+    cache: ModelCache | None,
+) -> keras.Model:
+    """The trial's compiled model: built fresh, or the cache's traced one set to the fresh
+    one's state (only without ``initial_weights``, and only once prebuilt)."""
+    fresh = build_model(
+        params, dataset.input_shape, dataset.n_classes, mixed_precision=mixed_precision
+    )
+    if cache is not None and initial_weights is None and execution.prebuild:
+        key = architecture_key(
+            params, shape=dataset.input_shape, classes=dataset.n_classes,
+            mixed=mixed_precision, spe=spe, pipeline=execution.device_pipeline,
+        )
+        model = cache.take(fresh, key, effective_learning_rate(params))
+        if model is not fresh:
+            return model
+    else:
+        key = None
+    if initial_weights is not None:
+        fresh.load_weights(initial_weights)
+    fresh.steps_per_execution = spe
+    if execution.prebuild:
+        built = prebuild(fresh, dataset.x_train[:1], dataset.y_train[:1])
+        if built and cache is not None and key is not None:
+            cache.keep(fresh, key)
+    return fresh
+
+
 def run_trial(
     params: Mapping[str, Any],
     dataset: Dataset,
@@ -106,26 +143,38 @@ def run_trial(
     verbose: int = 0,
     initial_epoch: int = 0,
     initial_weights: str | None = None,
+    execution: ExecutionOptions | None = None,
+    model_cache: ModelCache | None = None,
 ) -> TrialResult:
     """Train ``params`` on ``dataset`` for up to ``max_epochs``; ``on_epoch`` is called after
     each epoch with its metrics and decides whether training goes on.
 
     ``initial_epoch`` and ``initial_weights`` continue an earlier training (Keras Tuner's
     Hyperband: epochs ``initial_epoch`` to ``max_epochs`` from the saved weights).
+    ``execution`` says how ``fit`` runs (:mod:`workers.execution`; default: the worker's
+    choices -- prebuilt state, several steps per execution, NumPy inputs). With
+    ``model_cache`` the last trial's traced model is reused when only fit-level values
+    differ (:mod:`workers.model_reuse`); a failed trial empties the cache.
 
     Errors inside training (a model that does not fit in memory, bad shapes) become a FAILED
     result with the reason; the caller's process keeps serving.
     """
     started = time.perf_counter()
+    execution = execution or ExecutionOptions()
     history: dict[str, list[float]] = {}
     model: keras.Model | None = None
     param_count = 0
+    fit_args = fit_kwargs(params)
     try:
-        model = build_model(
-            params, dataset.input_shape, dataset.n_classes, mixed_precision=mixed_precision
+        spe = steps_per_execution(
+            len(dataset.y_train),
+            fit_args["batch_size"],
+            execution.steps_per_execution,
+            epochs=max_epochs - initial_epoch,
         )
-        if initial_weights is not None:
-            model.load_weights(initial_weights)
+        model = _model_for(
+            params, dataset, mixed_precision, spe, execution, initial_weights, model_cache
+        )
         param_count = int(model.count_params())
         metric, mode = monitored_metric(objectives)
         hook = _EpochHookCallback(on_epoch)
@@ -135,17 +184,16 @@ def run_trial(
             hook,
         ]
         fit = model.fit(
-            dataset.x_train,
-            dataset.y_train,
-            validation_data=(dataset.x_val, dataset.y_val),
+            **fit_inputs(dataset, device_pipeline=execution.device_pipeline, **fit_args),
             epochs=max_epochs,
             initial_epoch=initial_epoch,
             callbacks=callbacks,
             verbose=verbose,
-            **fit_kwargs(params),
         )
         history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     except Exception as exc:
+        if model_cache is not None:
+            model_cache.clear()
         return TrialResult(
             Outcome.FAILED,
             None,
@@ -162,6 +210,8 @@ def run_trial(
         (i for i, v in enumerate(history.get("loss", [])) if not math.isfinite(v)), None
     )
     if nan_epoch is not None:
+        if model_cache is not None:
+            model_cache.clear()
         return TrialResult(
             Outcome.FAILED,
             None,

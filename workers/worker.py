@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -36,6 +36,8 @@ from tuner_service.states import LeaseState, StudyStatus, WorkerStatus
 from .datasets import DatasetCache, DatasetError
 from .engines import EngineFatalError, TrialHandle, WorkerEngine, engine_for
 from .evaluation import evaluate_pending
+from .execution import ExecutionOptions
+from .model_reuse import ModelCache
 from .runtime import clear_session, freeze_startup_objects
 from .trial_context import Trainer, TrialContext, failed_result
 from .trial_runner import Outcome, TrialResult, run_trial
@@ -50,6 +52,7 @@ class WorkerOptions:
     max_trials: int | None = None
     mixed_precision: bool = False
     exit_when_idle: float | None = None  # seconds without work before exiting (batch jobs)
+    execution: ExecutionOptions = field(default_factory=ExecutionOptions)  # how fit runs
 
 
 def package_versions() -> dict[str, str]:
@@ -79,6 +82,7 @@ class Worker:
         self._versions: dict[str, str] = {}
         self.trials_run = 0
         self._engines: dict[str, WorkerEngine] = {}
+        self.model_cache = ModelCache() if options.execution.reuse_models else None
         self.reaper = Reaper(
             services.repo,
             services.storage,
@@ -198,7 +202,13 @@ class Worker:
             spec=spec,
             dataset=dataset,
             handle=handle,
-            trainer=Trainer(self.run_trial_fn, self.options.mixed_precision, self._versions),
+            trainer=Trainer(
+                self.run_trial_fn,
+                self.options.mixed_precision,
+                self._versions,
+                execution=self.options.execution,
+                model_cache=self.model_cache,
+            ),
             stop=self.stop_event,
             is_cancelled=lambda: _is_cancelled(repo, c.study.id),
         )

@@ -50,8 +50,11 @@ def wait_final(services: Services, ids: list[int], timeout: float = 300) -> None
     raise AssertionError(f"studies {ids} did not finish: {states}")
 
 
+KT_OPTIONS = {"hyperband": {"factor": 3}, "bayesian": {"num_initial_points": 2}}
+
+
 def kt_spec(name: str, algorithm: str, **budget: int) -> dict[str, object]:
-    options = {"factor": 3} if algorithm == "hyperband" else {}
+    options = KT_OPTIONS.get(algorithm, {})
     return {
         "name": name, "dataset": DIGITS,
         "engine": {"kind": "keras_tuner", "algorithm": algorithm, "options": options},
@@ -68,6 +71,9 @@ def test_keras_tuner_and_grid_studies_on_two_workers(tmp_path: Path) -> None:
                                               max_epochs=2)).id
     hb_id = services.create_study(kt_spec("kt-hyperband", "hyperband", n_trials=20,
                                           max_epochs=3)).id
+    # Bayesian: 2 random trials, then the Gaussian process on the shared oracle state
+    bo_id = services.create_study(kt_spec("kt-bayesian", "bayesian", n_trials=5,
+                                          max_epochs=2)).id
     grid_space = {**TINY_SPACE, "filters": {"type": "fixed", "value": 4},
                   "learning_rate": {"type": "categorical", "choices": [0.01, 0.03]},
                   "batch_size": {"type": "categorical", "choices": [32, 64]}}
@@ -80,19 +86,19 @@ def test_keras_tuner_and_grid_studies_on_two_workers(tmp_path: Path) -> None:
     }).id
     workers = [start_worker(url, tmp_path, f"w{i}", "--exit-when-idle", "4") for i in range(2)]
     try:
-        wait_final(services, [random_id, hb_id, grid_id])
+        wait_final(services, [random_id, hb_id, bo_id, grid_id])
     finally:
         codes = [w.wait(timeout=120) for w in workers]
         services.close()
     assert codes == [0, 0]
     services = Services(make_settings(url))
-    for sid, n in ((random_id, 4), (hb_id, 6), (grid_id, 8)):
+    for sid, n in ((random_id, 4), (hb_id, 6), (bo_id, 5), (grid_id, 8)):
         d = services.study_detail(sid)
         assert d["status"] == "completed", d
         assert d["trial_counts"]["complete"] == n, d
     # distinct trials, both workers used
     all_workers: set[str] = set()
-    for name in ("kt-random", "kt-hyperband", "grid"):
+    for name in ("kt-random", "kt-hyperband", "kt-bayesian", "grid"):
         study = optuna.load_study(study_name=name, storage=url)
         for t in study.trials:
             assert t.state == TrialState.COMPLETE and t.params and t.intermediate_values
@@ -101,6 +107,10 @@ def test_keras_tuner_and_grid_studies_on_two_workers(tmp_path: Path) -> None:
     rnd = optuna.load_study(study_name="kt-random", storage=url).trials
     assert len({t.user_attrs["kt_trial_id"] for t in rnd}) == 4
     assert len({tuple(sorted(t.params.items())) for t in rnd}) == 4
+    bo = optuna.load_study(study_name="kt-bayesian", storage=url).trials
+    assert len({t.user_attrs["kt_trial_id"] for t in bo}) == 5
+    assert len({t.user_attrs["worker"] for t in bo}) == 2  # both workers asked its oracle
+    assert services.study_row(bo_id).evaluation_state == "done"
     # Hyperband (max_epochs 3, factor 3): 3 one-epoch trials, the best continued to epoch 3
     # from its weights, then 2 three-epoch trials
     hb = optuna.load_study(study_name="kt-hyperband", storage=url).trials

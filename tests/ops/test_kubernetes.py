@@ -15,7 +15,7 @@ import kubernetes_validate
 import psycopg
 import pytest
 import sqlalchemy as sa
-from deploy_support import K8S_BASE, check_command, pod_containers, render_kustomize
+from deploy_support import K8S_BASE, ROOT, check_command, pod_containers, render_kustomize
 from support import make_settings, tiny_spec
 from typer.testing import CliRunner
 
@@ -232,3 +232,13 @@ def test_keda_queries_give_the_metric_and_the_running_trials_on_postgres(
         running = conn.execute(triggers["trials-running"]).fetchone()
     assert waiting is not None and float(waiting[0]) == snapshot.claimable_budget
     assert running is not None and float(running[0]) == active
+
+
+def test_the_docs_say_how_to_install_and_scale() -> None:
+    doc = (ROOT / "docs" / "deploy.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for needle in ("kubectl -n tuner apply -k deploy/kubernetes/base", "secrets.env.example",
+                   "maxReplicaCount", "tuner_trials_waiting_to_be_claimed",
+                   "kubectl -n tuner delete job tuner-migrate"):
+        assert needle in doc, needle
+    assert "kubectl apply -k deploy/kubernetes/base" in readme

@@ -4,7 +4,11 @@ a few epochs of made-up metrics. For tests and benchmarks of the queue with many
 few cores. Run as ``python tests/reliability/fake_worker.py`` with TUNER_* in the environment;
 FAKE_EPOCH_SECONDS sets the time one epoch takes (default 0.05). It takes the options that
 ``tuner-worker --devices`` passes to its children (``--device``, ``--once``, ``--max-trials``,
-``--exit-when-idle``), so it can stand in for them."""
+``--exit-when-idle``), so it can stand in for them.
+
+Two more knobs for the reliability tests: FAKE_EVALUATION_SECONDS replaces the final evaluation
+with a stand-in that takes that long and records which process did it; FAKE_CLOCK_OFFSET_S
+puts this host's clock that many seconds off (every ``utcnow`` of the control plane)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import random
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from tuner_service.logging_setup import setup_logging
@@ -52,6 +57,25 @@ class FakeWorker(Worker):
     run_trial_fn = staticmethod(fake_train)
 
 
+def fake_evaluation(*_: Any, **__: Any) -> dict[str, Any]:
+    time.sleep(float(os.environ["FAKE_EVALUATION_SECONDS"]))
+    return {"evaluated_by_pid": os.getpid()}
+
+
+def skew_clock(offset_s: float) -> None:
+    """This process's wall clock, as the control plane reads it, ``offset_s`` seconds off."""
+    import tuner_service.repository.base as base
+
+    real = base.utcnow
+
+    def skewed() -> datetime:
+        return real() + timedelta(seconds=offset_s)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("tuner_service") and getattr(module, "utcnow", None) is real:
+            module.utcnow = skewed  # type: ignore[attr-defined]
+
+
 def main() -> int:
     # the options a ``tuner-worker --devices`` parent hands its children (the rest is ignored)
     parser = argparse.ArgumentParser()
@@ -60,6 +84,12 @@ def main() -> int:
     parser.add_argument("--max-trials", type=int)
     parser.add_argument("--exit-when-idle", type=float)
     args, _ = parser.parse_known_args()
+    if "FAKE_EVALUATION_SECONDS" in os.environ:
+        import workers.evaluation
+
+        workers.evaluation._evaluate = fake_evaluation  # type: ignore[assignment]
+    if "FAKE_CLOCK_OFFSET_S" in os.environ:
+        skew_clock(float(os.environ["FAKE_CLOCK_OFFSET_S"]))
     settings = load_settings()
     setup_logging(settings)
     services = Services(settings)

@@ -9,6 +9,8 @@ schemathesis' pytest integration does not support pytest 9.2 yet.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from processes import BIN, api_server
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from support import make_settings, tiny_spec
 
@@ -90,3 +93,37 @@ def test_operation_conforms_to_the_schema(api_schema: Any, label: str) -> None:
         case.call_and_validate(headers=AUTH, excluded_checks=excluded)
 
     check()
+
+
+# --- the whole contract, as an operator would check it ----------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+ST_TOKEN = "st-cli-token"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param({}, id="no-token"),
+        pytest.param({"TUNER_API_TOKEN": ST_TOKEN}, id="token"),
+        pytest.param({"TUNER_API_TOKEN": ST_TOKEN, "TUNER_PROTECT_READS": "true"},
+                     id="token-protected-reads"),
+    ],
+)
+def test_st_run_all_checks_and_stateful_phase_pass(extra: dict[str, str], tmp_path: Path) -> None:
+    """``st run <server>/openapi.json --checks all`` with every phase (examples, coverage,
+    fuzzing, stateful) against a real ``tuner-service serve``: 0 failures. The CLI runs from the
+    repository root, so it reads schemathesis.toml (the rules JSON Schema cannot state)."""
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    (tmp_path / "data").mkdir()
+    with api_server(url, tmp_path, TUNER_DATA_ROOT=str(tmp_path / "data"), **extra) as server:
+        args = [str(BIN / "st"), "run", f"{server.base}/openapi.json", "--checks", "all",
+                "--max-examples", "25", "--workers", "1", "--seed", "1"]
+        if "TUNER_API_TOKEN" in extra:
+            args += ["-H", f"Authorization: Bearer {ST_TOKEN}"]
+        done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=540,
+                              env={**os.environ, "NO_COLOR": "1"})
+    summary = done.stdout[-6000:]
+    assert done.returncode == 0, summary
+    for phase in ("Coverage", "Fuzzing", "Stateful"):
+        assert f"✅ {phase}" in summary, summary

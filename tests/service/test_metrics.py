@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from support import make_settings, tiny_spec
 
 from tuner_service.api.app import create_app
-from tuner_service.metrics import histogram_buckets
 from tuner_service.migrate import upgrade
 from tuner_service.queue import claim
 from tuner_service.service import Services
@@ -119,9 +118,29 @@ def test_metrics_say_when_the_database_is_down(sqlite_url: str, tmp_path) -> Non
     assert "tuner_database_up 0.0" in r.text
 
 
-def test_histogram_buckets_are_cumulative() -> None:
-    b = dict(histogram_buckets([0.5, 1.0, 7.0, 10_000_000.0], bounds=(1, 5, 10)))
-    assert b == {"1.0": 2.0, "5.0": 2.0, "10.0": 3.0, "+Inf": 4.0}
+def test_duration_buckets_are_cumulative_and_inclusive(
+    app_services: tuple[TestClient, Services],
+) -> None:
+    """The database computes the histogram: a bucket counts trials at most its bound long."""
+    client, services = app_services
+    row = services.create_study(tiny_spec("durations"))
+    study = services.optuna_study(row)
+    study.add_trial(finished_trial(0.5, TrialState.FAIL))
+    running = study.ask()  # seen unfinished by the first scrape, finished before the second
+    assert scrape(client)[("tuner_trial_duration_seconds_count", ())] == 1.0
+    study.tell(running, 0.5)
+    for seconds in (1.0, 7.0, 10_000_000.0):
+        study.add_trial(finished_trial(seconds, TrialState.FAIL))
+    m = scrape(client)
+    got = {
+        dict(labels)["le"]: v
+        for (name, labels), v in m.items()
+        if name == "tuner_trial_duration_seconds_bucket"
+    }
+    assert {k: got[k] for k in ("1.0", "5.0", "15.0", "86400.0", "+Inf")} == {
+        "1.0": 3.0, "5.0": 3.0, "15.0": 4.0, "86400.0": 4.0, "+Inf": 5.0
+    }  # the trial told just now lasted well under a second
+    assert m[("tuner_trial_duration_seconds_sum", ())] == pytest.approx(10_000_008.5, abs=1.0)
 
 
 def test_metrics_follow_protect_reads(sqlite_url: str) -> None:

@@ -143,23 +143,47 @@ def test_evaluation_moves(services: Services) -> None:
         assert repo.complete_if_done(sid) == "budget spent"
         assert repo.get_study(sid).evaluation_state == EVALUATIONS.initial.value  # type: ignore[union-attr]
         # forbidden: a pending evaluation cannot be done before a worker took it
-        assert not repo.set_evaluation(sid, target=end)
-        assert repo.set_evaluation(sid, target=EvaluationState.RUNNING)
+        assert not repo.end_evaluation(sid, "w", end, {"x": 1})
+        assert repo.take_evaluation(sid, "w")
         done.add((EvaluationState.PENDING, EvaluationState.RUNNING))
-        assert not repo.set_evaluation(sid, target=EvaluationState.RUNNING)  # taken once
-        assert repo.set_evaluation(sid, target=end, evaluation={"x": 1})
+        assert not repo.take_evaluation(sid, "w")  # taken once
+        if end is EvaluationState.DONE:  # its worker lost: the reaper gives it back
+            _force(repo, WorkerRow, "w", status=WorkerStatus.DEAD.value)
+            assert repo.take_back_evaluations(repo.database_time(), max_attempts=3) == [
+                (sid, EvaluationState.PENDING)]
+            done.add((EvaluationState.RUNNING, EvaluationState.PENDING))
+            _force(repo, WorkerRow, "w", status=WorkerStatus.ALIVE.value)
+            assert repo.take_evaluation(sid, "w", {"asked": "again"})
+            assert repo.get_study(sid).evaluation == {"asked": "again"}  # type: ignore[union-attr]
+        assert not repo.end_evaluation(sid, "other", end, {"x": 1})  # not its holder
+        assert repo.end_evaluation(sid, "w", end, {"x": 1})
         done.add((EvaluationState.RUNNING, end))
         assert repo.get_study(sid).evaluation_state == end.value  # type: ignore[union-attr]
         # asked again (an on-demand ensemble): pending, from a finished evaluation only
-        assert repo.set_evaluation(sid, target=EvaluationState.PENDING, expected=[end])
+        assert repo.reopen_evaluation(sid, {"ensemble_request": {"size": 2}})
         done.add((end, EvaluationState.PENDING))
-        # taken by a worker that then died: pending again once the worker is declared dead
-        assert repo.set_evaluation(sid, target=EvaluationState.RUNNING, evaluation={"worker": "w"})
-        assert repo.reopen_orphaned_evaluations() == []  # "w" is alive
-        repo.set_worker_status("w", WorkerStatus.DEAD)
-        assert repo.reopen_orphaned_evaluations() == [sid]
-        done.add((EvaluationState.RUNNING, EvaluationState.PENDING))
-        repo.set_worker_status("w", WorkerStatus.ALIVE)
+        assert not repo.reopen_evaluation(sid, {})  # pending already
+        row = repo.get_study(sid)
+        assert row is not None and row.evaluation_attempts == 0
     assert done == set(EVALUATIONS.transitions())
     with repo.session() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(LeaseRow)) == 2
+
+
+def test_an_evaluation_lost_too_often_fails_saying_why(services: Services) -> None:
+    repo = services.repo
+    _worker(repo, "w")
+    sid = _study(services, "lost-eval")
+    _force(repo, StudyRow, sid, status=StudyStatus.COMPLETED.value,
+           evaluation_state=EvaluationState.PENDING.value)
+    assert repo.take_evaluation(sid, "w")
+    # alive and beating: not taken back
+    assert repo.take_back_evaluations(repo.database_time() - timedelta(seconds=60),
+                                      max_attempts=1) == []
+    # silent since before the cutoff, and already taken max_attempts times: it fails
+    assert repo.take_back_evaluations(repo.database_time() + timedelta(seconds=1),
+                                      max_attempts=1) == [(sid, EvaluationState.FAILED)]
+    row = repo.get_study(sid)
+    assert row is not None and row.evaluation_state == EvaluationState.FAILED.value
+    assert row.evaluation == {"error": "worker lost during the evaluation (1 attempts)"}
+    assert row.evaluation_worker_id is None

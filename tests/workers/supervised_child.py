@@ -27,7 +27,7 @@ from tuner_service.settings import load_settings
 from tuner_service.states import WorkerStatus
 
 ENV_KEYS = ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH", "CUDA_DEVICE_ORDER",
-            "TUNER_DATABASE_URL")
+            "TUNER_DATABASE_URL", "TUNER_GPU_MEMORY_LIMIT_MB")
 
 
 def main() -> int:
@@ -55,7 +55,8 @@ def main() -> int:
     repo.register_worker(worker_id=worker_id, host=socket.gethostname(), pid=os.getpid(),
                          device=args.device, info={})
     record = {"pid": os.getpid(), "device": args.device, "argv": sys.argv[1:], "rest": rest,
-              "env": {k: os.environ.get(k) for k in ENV_KEYS}}
+              "env": {k: os.environ.get(k) for k in ENV_KEYS},
+              "affinity": sorted(os.sched_getaffinity(0))}
     tmp = out / f".{os.getpid()}.tmp"
     tmp.write_text(json.dumps(record))
     tmp.rename(out / f"{os.getpid()}.json")  # readers never see half a file

@@ -118,11 +118,13 @@ def test_a_build_whose_worker_died_is_done_by_another(services: Services) -> Non
     # a worker took the evaluation again, then was killed (the reaper declared it dead)
     services.repo.register_worker(worker_id="ghost", host="h", pid=1, device="cpu", info={})
     ensembles.request_ensemble(services, row.id, 2, "mean")
-    assert services.repo.set_evaluation(row.id, target=EvaluationState.RUNNING,
-                                        evaluation={"worker": "ghost"})
-    evaluate_pending(services, w.datasets, "other")
-    assert services.study_row(row.id).evaluation_state == "running"  # its worker is alive
+    assert services.repo.take_evaluation(row.id, "ghost")
+    assert evaluate_pending(services, w.datasets, "other") == 0  # held by a live worker
+    assert services.study_row(row.id).evaluation_state == "running"
     services.repo.set_worker_status("ghost", WorkerStatus.DEAD)
+    assert services.repo.take_back_evaluations(
+        services.repo.database_time(), max_attempts=3) == [(row.id, EvaluationState.PENDING)]
     assert evaluate_pending(services, w.datasets, "other") == 1
     assert services.study_row(row.id).evaluation_state == "done"
-    assert ensembles.ensemble(services, row.id)["members"]
+    record = ensembles.ensemble(services, row.id)
+    assert record["method"] == "mean" and len(record["members"]) == 2  # the request survived

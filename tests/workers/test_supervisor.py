@@ -232,15 +232,15 @@ def test_cli_devices_list_supervises_with_passed_through_options(
     d = Dispatch(monkeypatch)
     code, out = _cli(
         "--devices", "0,1", "--max-trials", "5", "--exit-when-idle", "2.5", "--threads", "2",
-        "--mixed-precision", "--heartbeat-interval", "3", "--poll-interval", "0.5",
-        "--log-json", "--database-url", "sqlite:///x.db",
+        "--mixed-precision", "on", "--steps-per-execution", "8", "--heartbeat-interval", "3",
+        "--poll-interval", "0.5", "--log-json", "--database-url", "sqlite:///x.db",
     )
     assert code == 0, out
     (gpus, args, url), = d.supervised
     assert labels(gpus) == ["gpu:0", "gpu:1"]
     assert args == ["--max-trials", "5", "--exit-when-idle", "2.5", "--threads", "2",
-                    "--mixed-precision", "--heartbeat-interval", "3.0", "--poll-interval",
-                    "0.5", "--log-json"]
+                    "--mixed-precision", "on", "--steps-per-execution", "8",
+                    "--heartbeat-interval", "3.0", "--poll-interval", "0.5", "--log-json"]
     assert url == "sqlite:///x.db"  # handed down by environment, not on the command line
     assert not d.in_process
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -50,7 +51,24 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     for e in errors:  # inputs and contexts may hold objects JSON cannot carry
         e.pop("ctx", None)
         e.pop("url", None)
+        _shorten_input(e)
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+#: An error echoes the offending input only when it is this short (JSON characters).
+MAX_ECHOED_INPUT = 200
+
+
+def _shorten_input(error: dict[str, Any]) -> None:
+    """Never echo a large input back: it is replaced by its size."""
+    if "input" not in error:
+        return
+    try:
+        size = len(json.dumps(jsonable_encoder(error["input"])))
+    except (TypeError, ValueError):
+        size = MAX_ECHOED_INPUT + 1
+    if size > MAX_ECHOED_INPUT:
+        error["input"] = f"<{size} characters, not echoed>"
 
 
 def install(app: FastAPI) -> None:

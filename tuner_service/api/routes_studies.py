@@ -129,7 +129,7 @@ async def best_model(study_id: StudyId, services: ServicesDep) -> Response:
     "/{study_id}/report",
     dependencies=Read,
     responses={200: {"content": {"text/html": {}}}, **ON_STUDY_READ},
-    response_class=HTMLResponse,
+    response_class=Response,  # errors stay JSON (documented as such)
 )
 async def report(study_id: StudyId, services: ServicesDep) -> HTMLResponse:
     """The study's report: one self-contained HTML page (summary, optimisation history,

@@ -17,13 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..db import db_retry
+from ..db import db_retry, utc_now
 from ..models import LeaseRow, StudyRow
 from ..states import LeaseState
 
 
 def utcnow() -> datetime:
-    """Naive UTC (what every backend stores the same way)."""
+    """Naive UTC (what every backend stores the same way), on this host's clock: for records
+    only. Liveness (heartbeats, expiry) uses the database's clock (:class:`~..db.utc_now`)."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
@@ -75,6 +76,13 @@ class RepositoryBase:
         """One round trip, no retry. Raises a transient database error when it is away."""
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
+
+    @db_retry()
+    def database_time(self) -> datetime:
+        """The database server's clock (naive UTC): what liveness is judged on."""
+        with self.engine.connect() as conn:
+            now: datetime = conn.execute(sa.select(utc_now())).scalar_one()
+            return now
 
     @db_retry()
     def ping(self) -> None:

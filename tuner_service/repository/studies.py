@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..db import db_retry
-from ..models import StudyRow, WorkerRow
-from ..states import EVALUATIONS, STUDIES, EvaluationState, StudyStatus, WorkerStatus
+from ..models import StudyRow
+from ..states import STUDIES, StudyStatus
 from .base import RepositoryBase, utcnow
 
 
@@ -117,69 +117,3 @@ class StudiesMixin(RepositoryBase):
                 .values(**values)
             )
             return bool(res.rowcount)  # type: ignore[attr-defined]
-
-    @db_retry()
-    def set_evaluation(
-        self,
-        study_id: int,
-        *,
-        target: EvaluationState,
-        evaluation: dict[str, Any] | None = None,
-        expected: Sequence[EvaluationState] | None = None,
-    ) -> bool:
-        """Compare-and-set of the final evaluation's state (one worker evaluates), from
-        ``expected`` (default: every state the table (:data:`EVALUATIONS`) lets move to
-        ``target``). False when the evaluation was in none of them (another worker took it).
-
-        Raises:
-            InvalidTransitionError: an expected state may not move to ``target``.
-        """
-        if expected is None:
-            expected = sorted(EVALUATIONS.sources(target))
-        for e in expected:
-            EVALUATIONS.check(e, target)
-        expected_values = [e.value for e in expected]
-        values: dict[str, Any] = {"evaluation_state": target.value, "updated_at": utcnow()}
-        if evaluation is not None:
-            values["evaluation"] = evaluation
-        with self.session() as s:
-            res = s.execute(
-                sa.update(StudyRow)
-                .where(StudyRow.id == study_id)
-                .where(StudyRow.evaluation_state.in_(expected_values))
-                .values(**values)
-            )
-            return bool(res.rowcount)  # type: ignore[attr-defined]
-
-    @db_retry()
-    def reopen_orphaned_evaluations(self) -> list[int]:
-        """Running evaluations whose worker (``evaluation["worker"]``) is no longer alive
-        become pending again; returns their study ids."""
-        running = EvaluationState.RUNNING
-        with self.session() as s:
-            rows = s.execute(
-                sa.select(StudyRow.id, StudyRow.evaluation).where(
-                    StudyRow.evaluation_state == running.value
-                )
-            ).all()
-            if not rows:
-                return []
-            alive = set(
-                s.scalars(
-                    sa.select(WorkerRow.id).where(WorkerRow.status == WorkerStatus.ALIVE.value)
-                )
-            )
-            EVALUATIONS.check(running, EvaluationState.PENDING)
-            reopened = []
-            for study_id, evaluation in rows:
-                worker = (evaluation or {}).get("worker")
-                if worker is None or worker in alive:
-                    continue
-                res = s.execute(
-                    sa.update(StudyRow)
-                    .where(StudyRow.id == study_id, StudyRow.evaluation_state == running.value)
-                    .values(evaluation_state=EvaluationState.PENDING.value, updated_at=utcnow())
-                )
-                if res.rowcount:  # type: ignore[attr-defined]
-                    reopened.append(int(study_id))
-            return reopened

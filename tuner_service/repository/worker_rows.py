@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..db import db_retry
+from ..db import db_retry, utc_now
 from ..models import LeaseRow, WorkerRow
 from ..states import WORKERS, LeaseState, WorkerStatus
 from .base import Lease, RepositoryBase, _lease, utcnow
@@ -30,7 +30,7 @@ class WorkersMixin(RepositoryBase):
                         device=device,
                         status=WorkerStatus.ALIVE.value,
                         started_at=now,
-                        last_heartbeat=now,
+                        last_heartbeat=utc_now(),
                         info=info,
                     )
                 )
@@ -39,7 +39,7 @@ class WorkersMixin(RepositoryBase):
                 if current is not WorkerStatus.ALIVE:
                     WORKERS.check(current, WorkerStatus.ALIVE)
                 row.status = WorkerStatus.ALIVE.value
-                row.last_heartbeat = now
+                row.last_heartbeat = utc_now()
 
     @db_retry()
     def heartbeat(self, worker_id: str) -> bool:
@@ -48,7 +48,7 @@ class WorkersMixin(RepositoryBase):
             res = s.execute(
                 sa.update(WorkerRow)
                 .where(WorkerRow.id == worker_id, WorkerRow.status == WorkerStatus.ALIVE.value)
-                .values(last_heartbeat=utcnow())
+                .values(last_heartbeat=utc_now())
             )
             return bool(res.rowcount)  # type: ignore[attr-defined]
 
@@ -70,6 +70,8 @@ class WorkersMixin(RepositoryBase):
 
     @db_retry()
     def mark_silent_workers_dead(self, cutoff: datetime) -> list[str]:
+        """Alive workers whose last heartbeat is before ``cutoff`` (on the database's clock,
+        see :meth:`database_time`) become dead; returns their ids."""
         with self.session() as s:
             ids = list(
                 s.scalars(

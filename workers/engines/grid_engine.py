@@ -48,7 +48,7 @@ from tuner_service.optuna_bridge import (
     ATTR_WORKER,
 )
 from tuner_service.queue import Claim
-from tuner_service.retrying import with_retry
+from tuner_service.retrying import trial_id_of
 from tuner_service.service import Services
 from tuner_service.spec import StudySpec
 
@@ -152,13 +152,11 @@ class SklearnGridEngine(WorkerEngine):
             return None
         params = best.user_attrs.get(ATTR_PARAMS_FULL) or best.params
         estimator, refit_time, test_score = refit(spec, dataset, dict(params))
-        study = with_retry(optuna.load_study, study_name=study_name,
-                           storage=self.services.storage)
+        study = optuna.load_study(study_name=study_name, storage=self.services.storage)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "refit.keras"
             estimator.model_.save(path)
-            artifact_id = with_retry(
-                optuna.artifacts.upload_artifact,
+            artifact_id = optuna.artifacts.upload_artifact(
                 artifact_store=self.services.artifacts,
                 file_path=str(path),
                 study_or_trial=study,
@@ -181,18 +179,17 @@ class SklearnGridEngine(WorkerEngine):
         self, claim: Claim, worker_id: str, stop: threading.Event | None = None
     ) -> OptunaTrialHandle:
         spec = StudySpec.model_validate(claim.study.spec)
-        study = with_retry(
-            optuna.load_study,
+        study = optuna.load_study(
             study_name=claim.study.name,
             storage=self.services.storage,
             sampler=optuna.samplers.RandomSampler(seed=spec.seed),
             pruner=optuna.pruners.NopPruner(),
         )
-        trial = with_retry(study.ask)  # pops the next queued grid point (one worker each)
+        trial = study.ask()  # pops the next queued grid point (one worker each)
         self.services.repo.attach_trial(
-            claim.lease.id, trial_id=trial._trial_id, trial_number=trial.number
+            claim.lease.id, trial_id=trial_id_of(trial), trial_number=trial.number
         )
-        with_retry(trial.set_user_attr, ATTR_WORKER, worker_id)
+        trial.set_user_attr(ATTR_WORKER, worker_id)
         params = spec.space().sample(trial)
         return OptunaTrialHandle(
             self.services, study, trial, params, spec.seed or 0, multi=False

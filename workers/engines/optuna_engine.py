@@ -21,7 +21,7 @@ from tuner_service.optuna_bridge import (
     requeue_trial,
 )
 from tuner_service.queue import Claim
-from tuner_service.retrying import with_retry
+from tuner_service.retrying import trial_id_of
 from tuner_service.service import Services
 from tuner_service.spec import EnsembleSpec, StudySpec
 
@@ -54,21 +54,21 @@ class OptunaTrialHandle:
         self.seed = seed
         self.multi = multi
 
-    # Every storage call is retried on transient database errors (tuner_service.retrying);
-    # each is idempotent: a report or attribute is an upsert, and ``tell`` skips a trial that
-    # is already finished (the first attempt committed, or the reaper took the trial back).
+    # Every storage call is retried on transient database errors inside the storage
+    # (tuner_service.retrying); ``tell`` skips a trial that is already finished (the reaper
+    # took it back).
     def report(self, epoch: int, value: float) -> bool:
         if self.multi:  # Optuna prunes single-objective studies only
             return False
-        with_retry(self.trial.report, value, step=epoch)
-        return with_retry(self.trial.should_prune)
+        self.trial.report(value, step=epoch)
+        return self.trial.should_prune()
 
     def set_attrs(self, attrs: Mapping[str, Any]) -> None:
         for k, v in attrs.items():
-            with_retry(self.trial.set_user_attr, k, v)
+            self.trial.set_user_attr(k, v)
 
     def _tell(self, values: float | list[float] | None, state: TrialState | None) -> None:
-        with_retry(self.study.tell, self.trial, values, state=state, skip_if_finished=True)
+        self.study.tell(self.trial, values, state=state, skip_if_finished=True)
 
     def complete(self, values: list[float]) -> None:
         self._tell(values if self.multi else values[0], None)
@@ -78,14 +78,14 @@ class OptunaTrialHandle:
 
     def fail(self, reason: str) -> None:
         try:
-            with_retry(self.trial.set_user_attr, ATTR_FAIL_REASON, reason)
+            self.trial.set_user_attr(ATTR_FAIL_REASON, reason)
         except optuna.exceptions.UpdateFinishedTrialError:
             return  # already finished: the reaper took it back (with its own reason)
         self._tell(None, TrialState.FAIL)
 
     def hand_back(self, reason: str) -> None:
         self.fail(reason)
-        frozen = with_retry(self.study._storage.get_trial, self.trial._trial_id)
+        frozen = self.services.storage.get_trial(trial_id_of(self.trial))
         if frozen.user_attrs.get(ATTR_FAIL_REASON) != reason:
             return  # the reaper took the trial back first (and re-queued it)
         requeue_trial(
@@ -96,7 +96,7 @@ class OptunaTrialHandle:
         if self.multi:
             return False
         try:
-            best = with_retry(lambda: self.study.best_value)
+            best = self.study.best_value
         except ValueError:
             return True
         if self.study.direction == optuna.study.StudyDirection.MAXIMIZE:
@@ -110,24 +110,22 @@ class OptunaTrialHandle:
             return True
         if ensemble.size == 0:
             return False
-        return with_retry(
-            worth_keeping, self.services, self.study, self.number, values[0], self.params,
-            ensemble,
+        return worth_keeping(
+            self.services, self.study, self.number, values[0], self.params, ensemble
         )
 
     def drop_unkept_models(self, ensemble: EnsembleSpec) -> None:
         if not self.multi:
-            with_retry(drop_unkept, self.services, self.study, ensemble)
+            drop_unkept(self.services, self.study, ensemble)
 
     def save_model(self, path: str) -> str:
-        artifact_id = with_retry(
-            optuna.artifacts.upload_artifact,
+        artifact_id = optuna.artifacts.upload_artifact(
             artifact_store=self.services.artifacts,
             file_path=path,
             study_or_trial=self.trial,
             mimetype="application/octet-stream",
         )
-        with_retry(self.trial.set_user_attr, ATTR_MODEL_ARTIFACT, artifact_id)
+        self.trial.set_user_attr(ATTR_MODEL_ARTIFACT, artifact_id)
         return artifact_id
 
 
@@ -153,8 +151,7 @@ class OptunaEngine(WorkerEngine):
                 pruner = build_pruner(engine, max_epochs=spec.budget.max_epochs)
             except (ImportError, TypeError, ValueError) as exc:
                 raise EngineFatalError(str(exc)) from exc
-            study = with_retry(
-                optuna.load_study,
+            study = optuna.load_study(
                 study_name=claim.study.name,
                 storage=self.services.storage,
                 sampler=sampler,
@@ -170,12 +167,12 @@ class OptunaEngine(WorkerEngine):
         spec, space, study = self._study(claim)
         # A retried ask may leave a RUNNING trial that no lease holds: the reaper's orphan
         # sweep fails and re-queues it once the grace period has passed.
-        trial = with_retry(study.ask)
+        trial = study.ask()
         self.services.repo.attach_trial(
-            claim.lease.id, trial_id=trial._trial_id, trial_number=trial.number
+            claim.lease.id, trial_id=trial_id_of(trial), trial_number=trial.number
         )
-        with_retry(trial.set_user_attr, ATTR_WORKER, worker_id)
-        params = with_retry(space.sample, trial)
+        trial.set_user_attr(ATTR_WORKER, worker_id)
+        params = space.sample(trial)
         seed = trial_seed(spec.seed, claim.lease.seq)  # the trial's model weights
         return OptunaTrialHandle(
             self.services, study, trial, params, seed, multi=spec.is_multi_objective

@@ -21,7 +21,6 @@ import keras
 import numpy as np
 import optuna
 
-from tuner_service.retrying import with_retry
 from tuner_service.service import Services
 
 from ..datasets import Dataset
@@ -96,8 +95,7 @@ def build_study_ensemble(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ensemble.keras"
         model.save(path)
-        record["model_artifact_id"] = with_retry(
-            optuna.artifacts.upload_artifact,
+        record["model_artifact_id"] = optuna.artifacts.upload_artifact(
             artifact_store=services.artifacts,
             file_path=str(path),
             study_or_trial=study,
@@ -105,5 +103,5 @@ def build_study_ensemble(
         )
     summary = {k: record[k] for k in ("method", "members", "weights", "model_artifact_id")}
     summary["test"] = record["test"]
-    with_retry(study.set_user_attr, STUDY_ATTR_ENSEMBLE, summary)
+    study.set_user_attr(STUDY_ATTR_ENSEMBLE, summary)
     return record

@@ -25,6 +25,7 @@ from ...kt_space import params_from_keras_tuner
 from ...trial_runner import TrialResult, monitored_metric
 from ..base import EngineFatalError, TrialHandle, WorkerEngine
 from ..optuna_engine import trial_seed
+from . import internals
 from .handle import KerasTunerTrialHandle
 from .oracle import (
     ATTR_KT_TRIAL_ID,
@@ -67,13 +68,12 @@ class KerasTunerEngine(WorkerEngine):
 
         def fn(state: dict[str, Any] | None, active: frozenset[int]
                ) -> tuple[dict[str, Any], _Created]:
-            from keras_tuner.src.engine.trial import TrialStatus
-
+            running = internals.trial_status().RUNNING
             with _oracle_from(spec, space, state) as (oracle, book):
                 gave_up = _reconcile(oracle, book, active, max_retries)
                 trial = oracle.create_trial(_tuner_id(c.lease.id))
                 out = _Created(str(trial.status), gave_up=gave_up)
-                if trial.status == TrialStatus.RUNNING:
+                if trial.status == running:
                     values = dict(trial.hyperparameters.values)
                     run = book["runs"].setdefault(trial.trial_id, {"optuna": [], "weights": None})
                     past = values.get("tuner/trial_id")
@@ -110,7 +110,7 @@ class KerasTunerEngine(WorkerEngine):
                         run["weights"] = handle.weights_artifact
                     if status == "RETRY":
                         oracle.ongoing_trials.pop(tuner_id)
-                        oracle._retry_queue.append(trial.trial_id)
+                        internals.hand_back(oracle, trial.trial_id)
                     else:
                         for step, metrics in epochs:
                             if objective in metrics:

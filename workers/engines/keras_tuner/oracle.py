@@ -16,6 +16,7 @@ from tuner_service.spec import StudySpec
 from ...kt_space import to_keras_tuner
 from ...trial_runner import monitored_metric
 from ..base import EngineFatalError
+from . import internals
 
 if TYPE_CHECKING:
     import keras_tuner
@@ -77,36 +78,18 @@ def build_oracle(spec: StudySpec, space: SearchSpace) -> keras_tuner.Oracle:
             oracle = kt.oracles.GridSearchOracle(max_trials=n, **common)
     except (TypeError, ValueError) as exc:
         raise EngineFatalError(f"keras_tuner {engine.algorithm} oracle: {exc}") from exc
-    # The state goes to the database, not to files; nothing is printed.
-    oracle._save_trial = lambda trial: None
-    oracle.save = lambda: None
-    oracle.verbose = 0
+    internals.silence(oracle)  # the state goes to the database, not to files
     return oracle
 
 
-def _release(oracle: Any) -> None:
-    """Drop Keras Tuner's process-wide lock entries for a throw-away oracle (they would keep it
-    alive for ever)."""
-    from keras_tuner.src.engine import oracle as oracle_module
-
-    oracle_module.LOCKS.pop(oracle, None)
-    oracle_module.THREADS.pop(oracle, None)
-
-
 def _load(oracle: Any, state: Mapping[str, Any]) -> None:
-    from keras_tuner.src.engine.trial import Trial
-
-    oracle.trials = {tid: Trial.from_state(ts) for tid, ts in state["trials"].items()}
+    oracle.trials = {
+        tid: internals.trial_from_state(ts) for tid, ts in state["trials"].items()
+    }
     oracle.set_state(state["oracle"])
     grid = state.get("grid")
-    if grid is not None:  # GridSearchOracle keeps these outside get_state()
-        oracle._populate_next = list(grid["populate_next"])
-        ids = oracle._ordered_ids
-        ids._memory = list(grid["memory"])
-        ids._data_to_index = dict(grid["data_to_index"])
-        ids._next_index.clear()
-        ids._next_index.update({int(k): v for k, v in grid["next_index"].items()})
-        ids._last_index = grid["last_index"]
+    if grid is not None:  # GridSearchOracle keeps its position outside get_state()
+        internals.load_grid_state(oracle, grid)
 
 
 def _dump(oracle: Any, book: dict[str, Any]) -> dict[str, Any]:
@@ -115,15 +98,9 @@ def _dump(oracle: Any, book: dict[str, Any]) -> dict[str, Any]:
         "trials": {tid: t.get_state() for tid, t in oracle.trials.items()},
         "book": book,
     }
-    if hasattr(oracle, "_ordered_ids"):
-        ids = oracle._ordered_ids
-        state["grid"] = {
-            "populate_next": list(oracle._populate_next),
-            "memory": list(ids._memory),
-            "data_to_index": dict(ids._data_to_index),
-            "next_index": {str(k): v for k, v in ids._next_index.items()},
-            "last_index": ids._last_index,
-        }
+    grid = internals.grid_state(oracle)
+    if grid is not None:
+        state["grid"] = grid
     return _jsonable(state)
 
 
@@ -138,15 +115,14 @@ def _oracle_from(spec: StudySpec, space: SearchSpace, state: Mapping[str, Any] |
             book = json.loads(json.dumps(state.get("book", book)))
         yield oracle, book
     finally:
-        _release(oracle)
+        internals.release(oracle)
 
 
 def _reconcile(oracle: Any, book: dict[str, Any], active: frozenset[int], max_retries: int
                ) -> list[int]:
     """Hand back the ongoing trials whose lease is no longer active; returns the leases of
     trials that failed for good (their lease then counts as finished)."""
-    from keras_tuner.src.engine.trial import TrialStatus
-
+    status = internals.trial_status()
     gave_up: list[int] = []
     for tuner_id, trial in list(oracle.ongoing_trials.items()):
         lease_id = _lease_of(tuner_id)
@@ -156,10 +132,10 @@ def _reconcile(oracle: Any, book: dict[str, Any], active: frozenset[int], max_re
         book["lost"][trial.trial_id] = lost
         if lost <= max_retries:
             oracle.ongoing_trials.pop(tuner_id)
-            oracle._retry_queue.append(trial.trial_id)
+            internals.hand_back(oracle, trial.trial_id)
             log.warning("keras tuner trial %s: worker lost; retry %d", trial.trial_id, lost)
         else:
-            trial.status = TrialStatus.FAILED
+            trial.status = status.FAILED
             trial.message = f"worker lost {lost} times"
             try:
                 oracle.end_trial(trial)

@@ -1,24 +1,7 @@
-"""A Python client of the REST API, for notebooks and scripts (sync, httpx).
-
-```python
-from tuner_service.client import TunerClient
-
-client = TunerClient("http://tuner:8000", token="...")
-study = client.submit("examples/digits_optuna.json")
-study.wait()                      # a progress bar until the study (and its evaluation) ends
-study.best().params
-study.download_model("best.keras")
-df = study.trials_dataframe()     # needs pandas
-```
-
-Results are the API's own response models (:mod:`tuner_service.api.schemas`). An error
-response raises :class:`ApiError` (or a subclass per status); a 422 carries the list of
-problems, each with its JSON path, in :attr:`ApiError.problems`.
-"""
+"""``TunerClient`` (the API at a URL) and ``Study`` (one study of it): see the package doc."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -28,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from .api.schemas import (
+from ..api.schemas import (
     BestTrialPublic,
     StudiesPublic,
     StudyDetail,
@@ -38,8 +21,10 @@ from .api.schemas import (
     WorkerPublic,
     WorkersPublic,
 )
-from .spec_file import read_spec_file
-from .states import StudyStatus
+from ..spec_file import read_spec_file
+from ..states import StudyStatus
+from .errors import raise_for
+from .progress import ProgressBar, progress_info
 
 if TYPE_CHECKING:
     import pandas
@@ -48,66 +33,6 @@ M = TypeVar("M", bound=BaseModel)
 
 #: Evaluation states in which a worker has yet to measure the best model on the test split.
 EVALUATION_PENDING = ("pending", "running")
-
-
-class ApiError(Exception):
-    """An error response of the API: ``status_code`` and its ``detail``."""
-
-    def __init__(self, status_code: int, detail: Any, method: str, url: str) -> None:
-        self.status_code = status_code
-        self.detail = detail
-        super().__init__(f"{method} {url}: HTTP {status_code}: {self._describe()}")
-
-    @property
-    def problems(self) -> list[dict[str, Any]]:
-        """A 422's problems, each ``{"loc": [...], "msg": ..., "type": ...}``; else empty."""
-        return list(self.detail) if isinstance(self.detail, list) else []
-
-    def _describe(self) -> str:
-        if not self.problems:
-            return str(self.detail)
-        return "; ".join(
-            ".".join(str(p) for p in e.get("loc", ())) + f": {e.get('msg', '')}"
-            for e in self.problems
-        )
-
-
-class AuthenticationError(ApiError):
-    """401: the API token is missing or wrong."""
-
-
-class NotFoundError(ApiError, KeyError):
-    """404: no such study (or nothing to show yet, e.g. no finished trial)."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
-
-
-class ConflictError(ApiError):
-    """409: a duplicate name, or a move the study's status does not allow."""
-
-
-class ValidationError(ApiError, ValueError):
-    """422: the request is invalid; :attr:`problems` lists every problem with its path."""
-
-
-_ERRORS: dict[int, type[ApiError]] = {
-    401: AuthenticationError,
-    404: NotFoundError,
-    409: ConflictError,
-    422: ValidationError,
-}
-
-
-def _raise_for(r: httpx.Response) -> None:
-    if r.is_success:
-        return
-    try:
-        detail = r.json().get("detail", r.text)
-    except ValueError:
-        detail = r.text
-    cls = _ERRORS.get(r.status_code, ApiError)
-    raise cls(r.status_code, detail, r.request.method, str(r.request.url))
 
 
 class TunerClient:
@@ -143,7 +68,7 @@ class TunerClient:
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         """One API call; raises :class:`ApiError` (or a subclass) on an error status."""
         r = self._http.request(method, path, **kw)
-        _raise_for(r)
+        raise_for(r)
         return r
 
     def _get(self, model: type[M], path: str, **params: Any) -> M:
@@ -256,10 +181,10 @@ class Study:
             TimeoutError: still not done after ``timeout`` seconds.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with _ProgressBar(self.name, self.detail.n_trials, enabled=progress) as show:
+        with ProgressBar(self.name, self.detail.n_trials, enabled=progress) as show:
             while True:
                 d = self.refresh()
-                show(d.budget.get("finished", 0), _progress_info(d))
+                show(d.budget.get("finished", 0), progress_info(d))
                 if self.is_done():
                     return d
                 if deadline is not None and time.monotonic() > deadline:
@@ -342,66 +267,3 @@ def _attachment_name(r: httpx.Response, default: str) -> str:
     if 'filename="' in disposition:
         return Path(disposition.split('filename="', 1)[1].split('"', 1)[0]).name
     return default
-
-
-def _progress_info(d: StudyDetail) -> str:
-    c = d.trial_counts
-    best = d.best_trial
-    value = f"{best.value:.4f}" if best and best.value is not None else "-"
-    return (
-        f"{d.status} running={c.get('running', 0)} pruned={c.get('pruned', 0)} "
-        f"failed={c.get('fail', 0)} best={value}"
-    )
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (where a terminal progress bar would not redraw)."""
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    return type(shell).__name__ == "ZMQInteractiveShell"
-
-
-class _ProgressBar:
-    """``with _ProgressBar(name, total, enabled) as show: show(done, info)``."""
-
-    def __init__(self, name: str, total: int, *, enabled: bool) -> None:
-        self.name, self.total, self.enabled = name, total, enabled
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> Any:
-        if not self.enabled:
-            return lambda done, info: None
-        if in_notebook():
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=self.total, desc=self.name)
-            return self._show_tqdm
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-        )
-        self._bar.__enter__()
-        self._task = self._bar.add_task(self.name, total=self.total, info="")
-        return self._show_rich
-
-    def _show_tqdm(self, done: int, info: str) -> None:
-        self._bar.n = done
-        self._bar.set_postfix_str(info)  # refreshes
-
-    def _show_rich(self, done: int, info: str) -> None:
-        self._bar.update(self._task, completed=done, info=info)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            if self._task is None:
-                self._bar.close()
-            else:
-                self._bar.__exit__(None, None, None)
