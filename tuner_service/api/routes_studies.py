@@ -37,6 +37,12 @@ Read = [Depends(require_read)]
 # Error statuses documented in the OpenAPI schema (checked by the schemathesis test).
 ON_STUDY_READ = error_responses(401, 404)
 ON_STUDY_WRITE = error_responses(401, 404, 409)
+# A route that downloads a .keras file (see _keras_file).
+KERAS_FILE: dict[str, Any] = {
+    "dependencies": Read,
+    "responses": {200: {"content": {"application/octet-stream": {}}}, **ON_STUDY_READ},
+    "response_class": Response,
+}
 
 
 @router.post(
@@ -116,9 +122,7 @@ async def grid(study_id: StudyId, services: ServicesDep) -> Any:
 
 @router.get(
     "/{study_id}/best/model",
-    dependencies=Read,
-    responses={200: {"content": {"application/octet-stream": {}}}, **ON_STUDY_READ},
-    response_class=Response,
+    **KERAS_FILE,
 )
 async def best_model(study_id: StudyId, services: ServicesDep) -> Response:
     """Download the best trial's ``.keras`` model file."""
@@ -193,9 +197,7 @@ async def build_ensemble(
 
 @router.get(
     "/{study_id}/ensemble/model",
-    dependencies=Read,
-    responses={200: {"content": {"application/octet-stream": {}}}, **ON_STUDY_READ},
-    response_class=Response,
+    **KERAS_FILE,
 )
 async def ensemble_model(study_id: StudyId, services: ServicesDep) -> Response:
     """Download the ensemble's ``.keras`` file (plain ``keras.models.load_model`` opens it)."""
