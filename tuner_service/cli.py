@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from . import ensembles
 from .errors import SpecError, TunerError
 from .logging_setup import setup_logging
 from .settings import Settings, load_settings
@@ -271,14 +272,21 @@ def dashboard(
 def export(
     study_id: int,
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="File (or folder) to write; default: ./studyID-trialN.keras"
+        None, "--out", "-o",
+        help="File (or folder) to write; default: ./studyID-trialN.keras (studyID-ensemble.keras)",
+    ),
+    ensemble: bool = typer.Option(
+        False, "--ensemble", help="The study's ensemble instead (GET /studies/ID/ensemble/model)."
     ),
     database_url: str | None = DbOpt,
 ) -> None:
     """Write the best trial's saved model (.keras), as GET /studies/ID/best/model does."""
     services = _services(database_url)
     try:
-        name, data = services.best_model(study_id)
+        if ensemble:
+            name, data = ensembles.ensemble_model(services, study_id)
+        else:
+            name, data = services.best_model(study_id)
     except TunerError as exc:
         _fail(str(exc))
     finally:

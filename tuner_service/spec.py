@@ -174,6 +174,36 @@ class BudgetSpec(_Strict):
     timeout_s: float | None = Field(
         None, gt=0, description="Hand out no new trial after this many seconds of running."
     )
+    max_device_hours: float | None = Field(
+        None,
+        gt=0,
+        description="Hand out no new trial once the study's trials have recorded this much "
+        "device time (hours, summed over trials); running trials finish and the study "
+        "completes with the reason 'device-hour budget reached'.",
+    )
+
+
+ENSEMBLE_METHODS = ("mean", "weighted", "greedy")
+
+
+class EnsembleSpec(_Strict):
+    """The ensemble of the study's best trials, built when the study completes."""
+
+    size: int = Field(
+        5, ge=0, le=20, description="Members at most (best trials, distinct architectures "
+        "first); 0 builds no ensemble."
+    )
+    method: Literal[ENSEMBLE_METHODS] = Field(  # type: ignore[valid-type]
+        "weighted",
+        description="mean: equal weights; weighted: Nelder-Mead on the validation log-loss; "
+        "greedy: Caruana's ensemble selection with replacement.",
+    )
+    keep_models: Literal["top", "all"] = Field(
+        "top",
+        description="Which trials' models workers keep: 'top' the current candidate members "
+        "(and the best), dropping the models of trials that fall out; 'all' every completed "
+        "trial's.",
+    )
 
 
 #: The search-space language's JSON Schema, as the spec's ``search_space`` field shows it (in
@@ -198,6 +228,11 @@ class StudySpec(_Strict):
         "(default optuna).",
     )
     budget: BudgetSpec = Field(default_factory=lambda: BudgetSpec())
+    ensemble: EnsembleSpec = Field(
+        default_factory=lambda: EnsembleSpec(),
+        description="Ensemble of the best trials (default: 5 members, weighted); built for "
+        "single-objective studies of engines that keep models.",
+    )
     search_space: Annotated[dict[str, Any], WithJsonSchema(_SEARCH_SPACE_SCHEMA)] = Field(
         default_factory=dict
     )

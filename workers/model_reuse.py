@@ -33,7 +33,8 @@ __all__ = ["FIT_LEVEL", "ModelCache", "architecture_key"]
 
 #: Hyperparameters that never reach the traced graph.
 FIT_LEVEL = frozenset(
-    {"learning_rate", "lr_schedule", "batch_size", "early_stopping_patience", "shuffle"}
+    {"learning_rate", "lr_schedule", "batch_size", "early_stopping_patience", "shuffle",
+     "lr_scaling", "lr_reference_batch_size"}  # these two only change the effective LR
 )
 
 

@@ -58,6 +58,24 @@ class EvaluationsMixin(RepositoryBase):
             return bool(res.rowcount)  # type: ignore[attr-defined]
 
     @db_retry()
+    def reopen_evaluation(self, study_id: int, evaluation: dict[str, Any]) -> bool:
+        """DONE or FAILED -> PENDING with ``evaluation`` (e.g. an on-demand ensemble request)
+        and a fresh attempt count; False when the evaluation is pending or running."""
+        sources = [EvaluationState.DONE, EvaluationState.FAILED]
+        for e in sources:
+            EVALUATIONS.check(e, EvaluationState.PENDING)
+        with self.session() as s:
+            res = s.execute(
+                sa.update(StudyRow)
+                .where(StudyRow.id == study_id,
+                       StudyRow.evaluation_state.in_([e.value for e in sources]))
+                .values(evaluation_state=EvaluationState.PENDING.value, evaluation=evaluation,
+                        evaluation_worker_id=None, evaluation_attempts=0,
+                        updated_at=utcnow())
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    @db_retry()
     def take_back_evaluations(
         self, cutoff: datetime, *, max_attempts: int
     ) -> list[tuple[int, EvaluationState]]:
