@@ -7,15 +7,17 @@ fingerprint, versions, full params, parameter count, wall and device seconds, mo
 id), one finished lease per trial; a few trials pruned and failed. The rows are written by
 direct bulk SQL ``INSERT``s on Optuna's schema (the ``sa.table()`` definitions of
 ``tuner_service/reads.py``; parameters through Optuna's own distribution JSON), which takes
-seconds where ``study.add_trials`` takes minutes; ``optuna.load_study`` reads the result back
-as a check.
+seconds where ``study.add_trials`` takes minutes; ``optuna.load_study`` reads the best trial
+back as a check. On PostgreSQL the build ends with ``ANALYZE``, as autovacuum would have done.
 
-Then starts the real API (``tuner-service serve`` in a subprocess, uvicorn, reaper running)
-and times each read endpoint: ``--requests`` sequential requests per endpoint (endpoints
-interleaved round-robin, so load drift hits them alike), then 8 concurrent clients doing the
-same. Prints p50/p99 per endpoint in milliseconds.
+One study per size (default 10,000 and 100,000 trials) in the same database; then starts the
+real API (``tuner-service serve`` in a subprocess, uvicorn, reaper running) and times each
+read endpoint of each study: ``--requests`` sequential requests per endpoint and study
+(endpoints and studies interleaved round-robin, so load drift hits them alike), then 8
+concurrent clients doing the same. Prints p50/p99 per endpoint and size in milliseconds, and
+the p99 ratio of the largest size to the smallest.
 
-    python bench/api_latency.py [--trials 10000] [--db sqlite,postgres] [--requests 200]
+    python bench/api_latency.py [--trials 10000,100000] [--db sqlite,postgres] [--requests 200]
 """
 
 from __future__ import annotations
@@ -183,6 +185,11 @@ def build_study(services: Any, n: int, seed: int = 0) -> int:
             ))
         conn.execute(sa.update(StudyRow).where(StudyRow.id == row.id).values(
             status="running", started_at=t0, lease_seq=n))
+    if engine.dialect.name == "postgresql":
+        # Planner statistics, as autovacuum would have gathered them while the study grew
+        # (the test server runs with autovacuum off; without them PostgreSQL seq-scans).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("ANALYZE"))
     return int(row.id)
 
 
@@ -250,11 +257,12 @@ def time_endpoints(base: str, paths: dict[str, str], requests: int, clients: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=10_000)
+    ap.add_argument("--trials", default="10000,100000", help="study sizes, comma-separated")
     ap.add_argument("--db", default="sqlite,postgres")
-    ap.add_argument("--requests", type=int, default=200, help="per endpoint and mode")
+    ap.add_argument("--requests", type=int, default=200, help="per endpoint, size and mode")
     ap.add_argument("--clients", type=int, default=8)
     args = ap.parse_args()
+    sizes = [int(x) for x in args.trials.split(",")]
     _common.quiet_logging()
     from tuner_service.migrate import upgrade
     from tuner_service.service import Services
@@ -268,29 +276,40 @@ def main() -> None:
         ):
             upgrade(url)
             services = Services(Settings(database_url=url, _env_file=None))  # type: ignore[call-arg]
-            t = time.perf_counter()
-            study_id = build_study(services, args.trials)
-            built = time.perf_counter() - t
-            row = services.study_row(study_id)
-            n_loaded = len(optuna.load_study(study_name=row.name, storage=services.storage).trials)
-            assert n_loaded == args.trials, n_loaded
+            paths: dict[str, str] = {}
+            print(f"\n## {kind}")
+            for n in sizes:
+                t = time.perf_counter()
+                study_id = build_study(services, n)
+                built = time.perf_counter() - t
+                row = services.study_row(study_id)
+                # Optuna reads what was written (its own best-trial query and trial loader).
+                loaded = optuna.load_study(study_name=row.name, storage=services.storage)
+                best = loaded.best_trial
+                assert loaded._storage.get_trial(best._trial_id).params == best.params
+                print(f"study of {n} trials built in {built:.1f} s "
+                      f"(optuna.load_study: best trial #{best.number})")
+                paths.update({f"{n}|{k}": v for k, v in _endpoints(study_id, n).items()})
             services.close()
-            print(f"\n## {kind}: {args.trials} trials, built in {built:.1f} s "
-                  f"(optuna.load_study sees {n_loaded})")
             with api(url, Path(d) / "api.log") as base:
-                paths = _endpoints(study_id, args.trials)
                 time_endpoints(base, paths, 3, 1)  # warm-up
                 seq = time_endpoints(base, paths, args.requests, 1)
                 conc = time_endpoints(base, paths, args.requests, args.clients)
-            rows = [
-                [name, _pct(seq[name], 0.5), _pct(seq[name], 0.99),
-                 _pct(conc[name], 0.5), _pct(conc[name], 0.99)]
-                for name in paths
-            ]
-            print(_common.table(
-                ["request", "p50 ms", "p99 ms", f"p50 ms ({args.clients} clients)",
-                 f"p99 ms ({args.clients} clients)"], rows))
-    print(f"\nload average after: {os.getloadavg()}")
+            print(f"load average after the requests: {os.getloadavg()}")
+            for title, ms in (("sequential", seq), (f"{args.clients} concurrent clients", conc)):
+                print(f"\n{title}: p50 / p99 ms per size; last column: p99 of the largest size"
+                      " over p99 of the smallest")
+                names = list(_endpoints(0, sizes[0]))
+                rows = []
+                for i, name in enumerate(names):
+                    cells = [ms[f"{n}|{list(_endpoints(0, n))[i]}"] for n in sizes]
+                    p99 = [_pct(c, 0.99) for c in cells]
+                    pairs = zip(cells, p99, strict=True)
+                    rows.append([name.replace(str(max(0, sizes[0] - 100)), "N-100"),
+                                 *(f"{_pct(c, 0.5):.1f} / {q:.1f}" for c, q in pairs),
+                                 f"{p99[-1] / p99[0]:.2f}x"])
+                print(_common.table(["request", *(f"{n:,} trials" for n in sizes), "ratio"],
+                                    rows))
 
 
 if __name__ == "__main__":

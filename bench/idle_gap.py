@@ -91,6 +91,7 @@ def main() -> int:
         import optuna
 
         import search_spaces.space as space_mod
+        import workers.trial_context as tc
         import workers.trial_runner as tr
         import workers.worker as wk
         from workers.engines.optuna_engine import OptunaEngine, OptunaTrialHandle
@@ -101,7 +102,7 @@ def main() -> int:
         patch(OptunaEngine, "start", "engine.start")
         patch(optuna.study.Study, "ask", "ask")
         patch(space_mod.SearchSpace, "sample", "sample")
-        patch(wk, "seed_everything", "seed_everything")
+        patch(tc, "seed_everything", "seed_everything")
         patch(OptunaTrialHandle, "set_attrs", "set_attrs")
         patch(tr, "build_model", "build_model")
         patch(wk.Worker, "_record", "record")

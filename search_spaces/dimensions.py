@@ -43,6 +43,7 @@ MAX_GRID_VALUES = 10_000
 
 DIMENSION_TYPES = ("float", "int", "categorical", "fixed")
 
+# The keys each dimension type accepts.
 DIMENSION_KEYS: Mapping[str, tuple[str, ...]] = {
     "float": ("type", "low", "high", "log", "step", "when"),
     "int": ("type", "low", "high", "step", "log", "when"),
@@ -56,6 +57,7 @@ TYPES_FOR_KIND: Mapping[str, tuple[str, ...]] = {
     "bool": ("categorical", "fixed"),
     "categorical": ("categorical", "fixed"),
 }
+
 
 class TrialLike(Protocol):
     """The part of ``optuna.trial.Trial`` that :meth:`SearchSpace.sample` uses."""

@@ -17,7 +17,6 @@ from .vocabulary import HyperParameter
 _FLOAT_REL_TOL = 1e-9
 
 
-
 def fmt(value: Any) -> str:
     """A value as a person reads it in JSON terms ('relu', true, null, 0.1)."""
     if isinstance(value, bool):

@@ -46,6 +46,7 @@ ADAM_FAMILY = ("adam", "adamw", "nadam")
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "reduce_on_plateau", "cosine", "cosine_restarts")
 REGULARIZERS = ("none", "l1", "l2", "l1_l2")
+LR_SCALINGS = ("none", "linear", "sqrt")
 FLIPS = ("none", "horizontal", "vertical", "both")
 
 _ALL: tuple[HyperParameter, ...] = (
@@ -180,6 +181,22 @@ _ALL: tuple[HyperParameter, ...] = (
         low=1, high=65536,
     ),
     HyperParameter(
+        "lr_scaling", "categorical", "none", "training",
+        "Couple the learning rate to the batch size: the optimizer gets learning_rate x "
+        "f(batch_size / lr_reference_batch_size), f = 1 (none), the ratio (linear) or its "
+        "square root (sqrt). Also applies when the worker halves the batch after running out of "
+        "device memory.",
+        "Extension: linear scaling rule (Goyal et al. 2017); sqrt for adaptive optimizers.",
+        choices=LR_SCALINGS,
+    ),
+    HyperParameter(
+        "lr_reference_batch_size", "int", 32, "training",
+        "Batch size at which learning_rate applies unchanged under lr_scaling.",
+        "Extension: the reference batch of the scaling rule.",
+        low=1, high=65536,
+        applies_to={"lr_scaling": ("linear", "sqrt")},
+    ),
+    HyperParameter(
         "shuffle", "bool", True, "training",
         "Shuffle the training data each epoch.", "Keras default.",
     ),
@@ -239,3 +256,23 @@ def with_defaults(params: Mapping[str, Any]) -> dict[str, Any]:
     full = defaults()
     full.update(params)
     return full
+
+
+def effective_learning_rate(params: Mapping[str, Any]) -> float:
+    """The learning rate the optimizer gets: ``learning_rate`` x f(``batch_size`` /
+    ``lr_reference_batch_size``) with f from ``lr_scaling`` (1, the ratio, or its square root).
+
+    Raises:
+        ValueError: an unknown ``lr_scaling``.
+    """
+    p = with_defaults(params)
+    lr = float(p["learning_rate"])
+    kind = p["lr_scaling"]
+    ratio = int(p["batch_size"]) / int(p["lr_reference_batch_size"])
+    if kind == "none":
+        return lr
+    if kind == "linear":
+        return lr * ratio
+    if kind == "sqrt":
+        return lr * ratio**0.5
+    raise ValueError(f"unknown lr_scaling {kind!r}; choose one of {', '.join(LR_SCALINGS)}")

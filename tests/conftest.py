@@ -34,22 +34,29 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'tuner.db'}"
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test (dropped afterwards).
-
-    Skipped when PostgreSQL is unreachable, except in CI (CI=true), where it fails.
-    """
+def _admin_engine(url: str, server: str) -> sa.Engine:
+    """An AUTOCOMMIT engine on a server's admin URL; skips the test when the server is
+    unreachable, except in CI (CI=true), where it fails."""
     # pre-ping: a test may restart the server (tests/reliability/test_outages.py)
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
         with admin.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as exc:
         admin.dispose()
         if _in_ci():
-            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_ADMIN_URL}: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}")
+            pytest.fail(f"{server} is required in CI but unreachable at {url}: {exc}")
+        pytest.skip(f"{server} unreachable at {url}")
+    return admin
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test (dropped afterwards).
+
+    Skipped when PostgreSQL is unreachable, except in CI (CI=true), where it fails.
+    """
+    admin = _admin_engine(PG_ADMIN_URL, "PostgreSQL")
     name = f"tuner_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -81,15 +88,7 @@ def mariadb_url() -> Iterator[str]:
         if _in_ci():
             pytest.fail("PyMySQL (the `mysql` extra) is required in CI")
         pytest.skip("PyMySQL is not installed (the `mysql` extra)")
-    admin = sa.create_engine(MARIADB_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        if _in_ci():
-            pytest.fail(f"MariaDB is required in CI but unreachable at {MARIADB_ADMIN_URL}: {exc}")
-        pytest.skip(f"MariaDB unreachable at {MARIADB_ADMIN_URL}")
+    admin = _admin_engine(MARIADB_ADMIN_URL, "MariaDB")
     name = f"tuner_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from . import ensembles
 from .errors import SpecError, TunerError
 from .logging_setup import setup_logging
 from .settings import Settings, load_settings
@@ -271,14 +272,21 @@ def dashboard(
 def export(
     study_id: int,
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="File (or folder) to write; default: ./studyID-trialN.keras"
+        None, "--out", "-o",
+        help="File (or folder) to write; default: ./studyID-trialN.keras (studyID-ensemble.keras)",
+    ),
+    ensemble: bool = typer.Option(
+        False, "--ensemble", help="The study's ensemble instead (GET /studies/ID/ensemble/model)."
     ),
     database_url: str | None = DbOpt,
 ) -> None:
     """Write the best trial's saved model (.keras), as GET /studies/ID/best/model does."""
     services = _services(database_url)
     try:
-        name, data = services.best_model(study_id)
+        if ensemble:
+            name, data = ensembles.ensemble_model(services, study_id)
+        else:
+            name, data = services.best_model(study_id)
     except TunerError as exc:
         _fail(str(exc))
     finally:
@@ -311,59 +319,27 @@ def report(
     print(out)
 
 
-@app.command()
-def retrain(
-    study_id: int,
-    epochs: int | None = typer.Option(
-        None, min=1, help="Epochs to train (default: the study's max_epochs, as the trial)."
-    ),
-    trial: int | None = typer.Option(
-        None, help="Trial number (default: the best; needed for several objectives)."
-    ),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Save the retrained model here."),
-    allow_data_change: bool = typer.Option(
-        False, "--allow-data-change", help="Retrain even if the dataset's fingerprint differs."
-    ),
-    threads: int | None = typer.Option(None, min=1, help="TensorFlow CPU threads."),
-    database_url: str | None = DbOpt,
-) -> None:
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def retrain(ctx: typer.Context, database_url: str | None = DbOpt) -> None:
     """Train the best parameters again from the trial's recorded seed and dataset split (on a
-    host with TensorFlow: a worker host), then report the validation and test metrics."""
+    host with TensorFlow: a worker host), then report the validation and test metrics. Runs
+    ``tuner-worker retrain`` with the same arguments (see ``tuner-service retrain --help``)."""
+    import importlib.util
     import os
+    import subprocess
+    import sys
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    settings = _settings(database_url)
-    setup_logging(settings)
-    try:  # the data plane, imported only here: the control plane never imports TensorFlow
-        from workers.datasets import DatasetError
-        from workers.retrain import RetrainError
-        from workers.retrain import retrain as run_retrain
-        from workers.runtime import configure_threads
-    except ImportError as exc:
-        _fail(f"retrain needs TensorFlow (pip install -e '.[cpu]' or '.[gpu]'): {exc}")
-    configure_threads(threads)
-    services = _services(database_url)
-    try:
-        report = run_retrain(
-            services,
-            study_id,
-            trial_number=trial,
-            epochs=epochs,
-            allow_data_change=allow_data_change,
-            out=out,
-        )
-    except (TunerError, RetrainError, DatasetError) as exc:
-        _fail(str(exc))
-    finally:
-        services.close()
-    names = report["objectives"]
-    recorded = report["recorded_values"] or []
-    new = report["retrained_values"] or []
-    for name, r, n in zip(names, recorded, new, strict=False):
-        console.print(f"{name}: recorded {r:.6f}, retrained {n:.6f}")
-    for k, v in (report["test_metrics"] or {}).items():
-        console.print(f"{k}: {v:.6f}")
-    print(json.dumps(report, indent=2, default=str))
+    if importlib.util.find_spec("workers") is None:  # located, not imported
+        _fail("retrain runs on a worker host (pip install -e '.[cpu]' or '.[gpu]')")
+    env = dict(os.environ)
+    if database_url is not None:  # by environment: a password never shows in ``ps``
+        env["TUNER_DATABASE_URL"] = database_url
+    # The data plane's command, run as a process: the control plane never imports it.
+    command = [sys.executable, "-m", "workers.daemon", "retrain", *ctx.args]
+    raise typer.Exit(subprocess.run(command, env=env, check=False).returncode)
 
 
 def main() -> None:

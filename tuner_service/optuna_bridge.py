@@ -33,6 +33,11 @@ ATTR_WARM_START = "warm_start"
 ATTR_DEVICE_SECONDS = "device_seconds"
 ATTR_PARAM_COUNT = "param_count"
 ATTR_WALL_TIME = "wall_time_s"
+ATTR_EFFECTIVE_LR = "effective_learning_rate"  # learning_rate scaled by lr_scaling
+ATTR_BATCH_SIZE_USED = "batch_size_used"  # after halvings for lack of device memory
+ATTR_BATCH_HALVINGS = "batch_halvings"
+# Key of a study's evaluation record that asks for an ensemble of another size / method.
+ENSEMBLE_REQUEST = "ensemble_request"
 # study attr: the evaluated model's per-class precision/recall and confusion matrix (test split)
 STUDY_ATTR_TEST_CLASSES = "test_per_class"
 # System attributes shared with optuna.storages.RetryFailedTrialCallback.

@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import optuna
-from optuna.distributions import BaseDistribution
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 from tenacity import (
@@ -97,7 +96,9 @@ def _retrying(
 
 
 #: ``RDBStorage`` methods that reach the database and are plain reads or upserts (safe to
-#: repeat as they are).
+#: repeat as they are). The private ones are what Optuna's ``_CachedStorage`` (which wraps
+#: every ``RDBStorage`` handed to ``load_study``) calls on its backend instead of the public
+#: ones; tests/workers/test_storage_retries.py fails if a database call escapes.
 _REPEATABLE = (
     "delete_study",
     "set_study_user_attr",
@@ -108,6 +109,7 @@ _REPEATABLE = (
     "get_study_user_attrs",
     "get_study_system_attrs",
     "get_all_studies",
+    # A lost answer to a study's creation shows as DuplicatedStudyError on the retry.
     "create_new_study",
     "get_trial_id_from_study_id_trial_number",
     "get_trial_number_from_id",
@@ -126,82 +128,91 @@ _REPEATABLE = (
     "get_current_version",
     "get_all_versions",
     "upgrade",
+    "_get_trials",
+    "_get_best_trial_id",
+    "_get_stale_trial_ids",
 )
 
 
+def _param_landed(
+    storage: RDBStorage, trial_id: int, param_name: str, value: float, *_: Any
+) -> bool | None:
+    """A parameter's unique (trial, name) row is there already, with this value."""
+    try:
+        got = RDBStorage.get_trial_param(storage, trial_id, param_name)
+    except KeyError:
+        return None
+    return True if got == value else None
+
+
+def _state_landed(
+    storage: RDBStorage, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+) -> bool | None:
+    """A finished state written as asked; a claim of a WAITING trial that is no longer
+    waiting counts as lost (maybe to the lost attempt itself: the orphan sweep fails it)."""
+    t = RDBStorage.get_trial(storage, trial_id)
+    same = values is None or (t.values is not None and list(t.values) == list(values))
+    if state.is_finished() and t.state == state and same:
+        return True
+    if state == TrialState.RUNNING and t.state != TrialState.WAITING:
+        return False
+    return None
+
+
+def _created_trial(
+    storage: RDBStorage, study_id: int, template_trial: FrozenTrial | None = None
+) -> FrozenTrial | None:
+    """The trial of a template, added by the lost attempt (a trial without a template, from
+    ``ask``, cannot be told from another worker's: it is created again)."""
+    if template_trial is None:
+        return None
+    for t in RDBStorage.get_all_trials(storage, study_id, deepcopy=False):
+        if (
+            t.state == template_trial.state
+            and t.params == template_trial.params
+            and t.user_attrs == template_trial.user_attrs
+            and t.system_attrs == template_trial.system_attrs
+            and t.datetime_start == template_trial.datetime_start
+        ):
+            return t
+    return None
+
+
+def _created_trial_id(storage: RDBStorage, *args: Any) -> int | None:
+    t = _created_trial(storage, *args)
+    return None if t is None else trial_id_of(t)
+
+
+#: Writes that are not plain upserts, each with its check of whether a lost attempt landed.
+_IDEMPOTENT: dict[str, Callable[..., Any]] = {
+    "set_trial_param": _param_landed,
+    "_set_trial_param": _param_landed,
+    "set_trial_state_values": _state_landed,
+    "create_new_trial": _created_trial_id,
+    "_create_new_trial": _created_trial,
+}
+
+
 class RetryingRDBStorage(RDBStorage):
-    """Optuna's ``RDBStorage`` with the service's retry policy on every database call."""
-
-    def set_trial_param(
-        self,
-        trial_id: int,
-        param_name: str,
-        param_value_internal: float,
-        distribution: BaseDistribution,
-    ) -> None:
-        def landed() -> bool | None:  # the unique (trial, name) row is there already
-            try:
-                got = RDBStorage.get_trial_param(self, trial_id, param_name)
-            except KeyError:
-                return None
-            return True if got == param_value_internal else None
-
-        _retrying(
-            lambda: RDBStorage.set_trial_param(
-                self, trial_id, param_name, param_value_internal, distribution
-            ),
-            landed=landed,
-        )
-
-    def set_trial_state_values(
-        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
-    ) -> bool:
-        def landed() -> bool | None:  # a finished state written as asked
-            t = RDBStorage.get_trial(self, trial_id)
-            same = values is None or (t.values is not None and list(t.values) == list(values))
-            if state.is_finished() and t.state == state and same:
-                return True
-            if state == TrialState.RUNNING and t.state != TrialState.WAITING:
-                return False  # taken (maybe by the lost attempt): the caller moves on
-            return None
-
-        return _retrying(
-            lambda: RDBStorage.set_trial_state_values(self, trial_id, state, values),
-            landed=landed,
-        )
-
-    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        def landed() -> int | None:  # the template's trial, added by the lost attempt
-            if template_trial is None:
-                return None
-            for t in RDBStorage.get_all_trials(self, study_id, deepcopy=False):
-                if (
-                    t.state == template_trial.state
-                    and t.params == template_trial.params
-                    and t.user_attrs == template_trial.user_attrs
-                    and t.system_attrs == template_trial.system_attrs
-                    and t.datetime_start == template_trial.datetime_start
-                ):
-                    return trial_id_of(t)
-            return None
-
-        return _retrying(
-            lambda: RDBStorage.create_new_trial(self, study_id, template_trial), landed=landed
-        )
+    """Optuna's ``RDBStorage`` with the service's retry policy on every database call (the
+    methods of :data:`_REPEATABLE` and :data:`_IDEMPOTENT`, wrapped below)."""
 
 
-def _repeatable(name: str) -> Callable[..., Any]:
+def _retried(name: str, landed: Callable[..., Any] | None) -> Callable[..., Any]:
     plain = getattr(RDBStorage, name)
 
     @functools.wraps(plain)
     def method(self: RDBStorage, *args: Any, **kwargs: Any) -> Any:
-        return _retrying(lambda: plain(self, *args, **kwargs))
+        check = None if landed is None else (lambda: landed(self, *args, **kwargs))
+        return _retrying(lambda: plain(self, *args, **kwargs), landed=check)
 
     return method
 
 
 for _name in _REPEATABLE:
-    setattr(RetryingRDBStorage, _name, _repeatable(_name))
+    setattr(RetryingRDBStorage, _name, _retried(_name, None))
+for _name, _landed in _IDEMPOTENT.items():
+    setattr(RetryingRDBStorage, _name, _retried(_name, _landed))
 
 
 def trial_id_of(trial: optuna.Trial | FrozenTrial) -> int:

@@ -193,6 +193,8 @@ class Services:
                 "finished": counts.finished,
                 "running": counts.active,
                 "retried": counts.lost,
+                "device_hours_used": view.sums[ATTR_DEVICE_SECONDS] / 3600.0,
+                "max_device_hours": row.spec.get("budget", {}).get("max_device_hours"),
             },
             "best_trial": _best_summary(best[0]) if len(best) == 1 else None,
             "best_trials": [_best_summary(t) for t in best] if len(best) > 1 else None,
@@ -232,7 +234,10 @@ class Services:
             t["test_metrics"] = (
                 ev.get("test_metrics") if ev.get("trial_number") == t["number"] else None
             )
-            t["model_artifact_id"] = t["user_attrs"].get(ATTR_MODEL_ARTIFACT)
+            # the trial's own model, or the study's model built for it (a grid's refit)
+            t["model_artifact_id"] = t["user_attrs"].get(ATTR_MODEL_ARTIFACT) or (
+                ev.get("model_artifact_id") if ev.get("trial_number") == t["number"] else None
+            )
         result: dict[str, Any] = {"study_id": row.id, "evaluation_state": row.evaluation_state}
         if len(trials) == 1:
             result.update(trials[0])
@@ -242,7 +247,8 @@ class Services:
 
     def grid(self, study_id: int) -> dict[str, Any]:
         """The engine's own results view: for a grid study, ``GridSearchCV``'s shape
-        (``cv_results_``, ``best_params_``, ``best_score_``, ``best_index_``).
+        (``cv_results_``, ``best_params_``, ``best_score_``, ``best_index_``, and after the
+        refit ``refit_time_`` and the refitted model's ``test_score``).
 
         Raises:
             NotFoundError: unknown study, or its engine has no results view.
@@ -259,7 +265,9 @@ class Services:
                 f"study {study_id} is not a grid study (its '{row.engine_kind}' engine has no "
                 "grid results)"
             )
-        return {"study_id": row.id, "status": row.status, **results}
+        ev = row.evaluation or {}
+        refit = {k: ev.get(k) for k in ("refit_time_", "test_score")} if ev.get("refit") else {}
+        return {"study_id": row.id, "status": row.status, **results, **refit}
 
     def best_model(self, study_id: int) -> tuple[str, bytes]:
         """The best trial's saved ``.keras`` file: (file name, bytes).

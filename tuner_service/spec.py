@@ -9,6 +9,7 @@ wrong) and keeps the parsed space (:meth:`StudySpec.space`). FastAPI's request b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -50,6 +51,8 @@ _DEFAULT_DIRECTION = {
 }
 
 # Limits that keep one request from asking for something unreasonable (clear 422 instead).
+MAX_DATASET_BYTES = 4 * 2**30  # a dataset's float32 inputs, estimated from the spec
+MAX_IMAGE_PIXELS = 4096 * 4096  # image_folder: one resized image
 MAX_TRIALS = 100_000
 MAX_PARALLEL = 1024
 MAX_EPOCHS = 10_000
@@ -123,7 +126,30 @@ class DatasetSpec(_Strict):
                 raise ValueError(f"{', '.join(given)}: only for the synthetic dataset")
         if self.validation_split + self.test_split >= 0.9:
             raise ValueError("validation_split + test_split must leave at least 10% for training")
+        too_big = self.memory_problem()
+        if too_big:
+            raise ValueError(too_big)
         return self
+
+    def memory_problem(self) -> str | None:
+        """Why a worker could not hold this dataset's inputs (float32) in memory, from the
+        sizes the spec gives, before any worker loads it; None when it fits."""
+        if self.name == "synthetic" and self.shape:
+            n, dims, what = self.n_samples or 600, self.shape, "shape x n_samples"
+        elif self.name == "image_folder" and self.image_size:
+            height, width = self.image_size
+            if height * width > MAX_IMAGE_PIXELS:
+                return (f"image_size {height}x{width} is over {MAX_IMAGE_PIXELS:,} pixels per "
+                        "image")
+            n, dims, what = self.max_samples or 1, (height, width, 3), "image_size x max_samples"
+        else:
+            return None
+        need = n * math.prod(int(d) for d in dims) * 4
+        if need <= MAX_DATASET_BYTES:
+            return None
+        return (f"{what}: {n:,} samples of {'x'.join(map(str, dims))} float32 inputs need about "
+                f"{need / 2**30:,.1f} GiB, over the {MAX_DATASET_BYTES // 2**30} GiB a worker "
+                "loads")
 
 
 class ObjectiveSpec(_Strict):
@@ -147,6 +173,36 @@ class BudgetSpec(_Strict):
     )
     timeout_s: float | None = Field(
         None, gt=0, description="Hand out no new trial after this many seconds of running."
+    )
+    max_device_hours: float | None = Field(
+        None,
+        gt=0,
+        description="Hand out no new trial once the study's trials have recorded this much "
+        "device time (hours, summed over trials); running trials finish and the study "
+        "completes with the reason 'device-hour budget reached'.",
+    )
+
+
+ENSEMBLE_METHODS = ("mean", "weighted", "greedy")
+
+
+class EnsembleSpec(_Strict):
+    """The ensemble of the study's best trials, built when the study completes."""
+
+    size: int = Field(
+        5, ge=0, le=20, description="Members at most (best trials, distinct architectures "
+        "first); 0 builds no ensemble."
+    )
+    method: Literal[ENSEMBLE_METHODS] = Field(  # type: ignore[valid-type]
+        "weighted",
+        description="mean: equal weights; weighted: Nelder-Mead on the validation log-loss; "
+        "greedy: Caruana's ensemble selection with replacement.",
+    )
+    keep_models: Literal["top", "all"] = Field(
+        "top",
+        description="Which trials' models workers keep: 'top' the current candidate members "
+        "(and the best), dropping the models of trials that fall out; 'all' every completed "
+        "trial's.",
     )
 
 
@@ -172,6 +228,11 @@ class StudySpec(_Strict):
         "(default optuna).",
     )
     budget: BudgetSpec = Field(default_factory=lambda: BudgetSpec())
+    ensemble: EnsembleSpec = Field(
+        default_factory=lambda: EnsembleSpec(),
+        description="Ensemble of the best trials (default: 5 members, weighted); built for "
+        "single-objective studies of engines that keep models.",
+    )
     search_space: Annotated[dict[str, Any], WithJsonSchema(_SEARCH_SPACE_SCHEMA)] = Field(
         default_factory=dict
     )

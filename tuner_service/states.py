@@ -170,7 +170,8 @@ EVALUATIONS: StateMachine[EvaluationState] = StateMachine(
         EvaluationState.RUNNING: frozenset(
             {EvaluationState.DONE, EvaluationState.FAILED, EvaluationState.PENDING}
         ),
-        EvaluationState.DONE: frozenset(),
-        EvaluationState.FAILED: frozenset(),
+        # an ensemble asked for on demand (POST /studies/{id}/ensemble): evaluated again
+        EvaluationState.DONE: frozenset({EvaluationState.PENDING}),
+        EvaluationState.FAILED: frozenset({EvaluationState.PENDING}),
     },
 )

@@ -4,13 +4,15 @@
 process each (``--trials-per-device K``: K each, :mod:`workers.packing`) under a supervisor
 (:mod:`workers.supervisor`, which never imports TensorFlow); the CPU gets one worker in this
 process, or K pinned children with ``--trials-per-device K``; an explicit ``--device LABEL``
-(what each child runs) gets one worker in this process.
+(what each child runs) gets one worker in this process. ``tuner-worker retrain
+STUDY_ID ...`` trains a study's best trial again (:mod:`workers.retrain_cli`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
@@ -256,7 +258,14 @@ def _run_worker(
 
 
 def main() -> None:
-    app(prog_name="tuner-worker")
+    """``tuner-worker [OPTIONS]`` runs workers; ``tuner-worker retrain ...`` retrains a trial
+    (a subcommand beside the default one, so that the worker's own options stay as they are)."""
+    if sys.argv[1:2] == ["retrain"]:
+        from .retrain_cli import app as retrain_app
+
+        retrain_app(args=sys.argv[2:], prog_name="tuner-worker retrain")
+    else:
+        app(prog_name="tuner-worker")
 
 
 if __name__ == "__main__":

@@ -7,18 +7,26 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import keras
+import optuna
 
 from tuner_service.engines import get_engine
 from tuner_service.models import StudyRow
-from tuner_service.optuna_bridge import ATTR_MODEL_ARTIFACT, STUDY_ATTR_TEST_CLASSES
+from tuner_service.optuna_bridge import (
+    ATTR_MODEL_ARTIFACT,
+    ENSEMBLE_REQUEST,
+    STUDY_ATTR_TEST_CLASSES,
+)
 from tuner_service.service import Services
 from tuner_service.spec import StudySpec
 from tuner_service.states import EvaluationState
 
 from .class_metrics import per_class_summary, predicted_labels
 from .datasets import DatasetCache
+from .engines import engine_for
+from .ensemble.build import build_study_ensemble
 from .runtime import clear_session
 
 log = logging.getLogger(__name__)
@@ -45,11 +53,14 @@ def evaluate_pending(services: Services, datasets: DatasetCache, worker_id: str)
     repo = services.repo
     n = 0
     for row in services.reads.pending_evaluations():
+        previous = dict(row.evaluation or {})  # may hold an on-demand ensemble request
         if not repo.take_evaluation(row.id, worker_id):
             continue  # another worker took it
         target, evaluation = EvaluationState.DONE, {}
         try:
-            evaluation = _evaluate(services, datasets, row, StudySpec.model_validate(row.spec))
+            spec = StudySpec.model_validate(row.spec)
+            evaluation = _evaluate(services, datasets, row, spec)
+            evaluation.update(_ensemble(services, datasets, row, spec, previous))
             log.info("study %s: best trial evaluated on the test split: %s", row.id, evaluation)
         except Exception as exc:  # the evaluation fails, the worker goes on
             log.exception("study %s: final evaluation failed", row.id)
@@ -63,6 +74,33 @@ def evaluate_pending(services: Services, datasets: DatasetCache, worker_id: str)
     return n
 
 
+def _ensemble(
+    services: Services,
+    datasets: DatasetCache,
+    row: StudyRow,
+    spec: StudySpec,
+    previous: dict[str, Any],
+) -> dict[str, Any]:
+    """``{"ensemble": record}`` when the study gets one (its spec's, or the size and method
+    of an on-demand request), else nothing. A failed build is recorded, not raised."""
+    request = previous.get(ENSEMBLE_REQUEST) or {}
+    size = int(request.get("size", spec.ensemble.size))
+    method = str(request.get("method", spec.ensemble.method))
+    if size == 0 or spec.is_multi_objective or not get_engine(spec.engine.kind).keeps_model:
+        return {}
+    try:
+        study = optuna.load_study(study_name=row.name, storage=services.storage)
+        dataset = datasets.get(spec.dataset, services.settings.data_root)
+        record = build_study_ensemble(
+            services, study, dataset, size=size, method=method,
+            load_model=lambda artifact_id: load_trial_model(services, artifact_id),
+        )
+    except Exception as exc:
+        log.exception("study %s: the ensemble could not be built", row.id)
+        record = {"error": f"{type(exc).__name__}: {exc}", "size": size, "method": method}
+    return {"ensemble": record}
+
+
 def _evaluate(services: Services, datasets: DatasetCache, row: StudyRow, spec: StudySpec) -> dict:
     if spec.is_multi_objective:
         return {"skipped": "several objectives: no single best model to evaluate"}
@@ -70,7 +108,13 @@ def _evaluate(services: Services, datasets: DatasetCache, row: StudyRow, spec: S
     if not best:
         return {"skipped": "no trial completed"}
     trial = best[0]
-    if not get_engine(spec.engine.kind).keeps_model:  # e.g. a grid: scores only
+    if not get_engine(spec.engine.kind).keeps_model:  # e.g. a grid: its refit, if any
+        dataset = datasets.get(spec.dataset, services.settings.data_root)
+        final = engine_for(spec.engine.kind, services).final_model(
+            row.name, spec, dataset, trial
+        )
+        if final is not None:
+            return final
         skipped = f"{spec.engine.kind} studies keep no model"
         return {"trial_number": trial.number, "skipped": skipped}
     artifact_id = trial.user_attrs.get(ATTR_MODEL_ARTIFACT)

@@ -1,6 +1,6 @@
 """How a trial's model runs on its device: fewer traces, more steps per call, fed well.
 
-Measured (``bench/trial_fixed_cost.py``, BENCHMARKS.md section 6) before anything here was
+Measured (``bench/trial_fixed_cost.py``, BENCHMARKS.md section 7) before anything here was
 added: most of a short trial's fixed cost is TensorFlow tracing the train step, and Keras
 traced it *twice* -- without a distribution strategy Keras 3 builds the compiled metrics and
 the optimizer's slots inside the first trace, and a ``tf.function`` that creates variables on
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 AUTO_STEPS_PER_EXECUTION = 32
 #: ... but only for trials of at least this many batches (epochs x batches per epoch): the
 #: multi-step function costs about 1.5 s more to trace and optimise on first use (measured,
-#: BENCHMARKS.md section 6) and saves 1-3 ms per batch, so short trials are faster without it.
+#: BENCHMARKS.md section 7) and saves 1-3 ms per batch, so short trials are faster without it.
 AUTO_MIN_TRIAL_BATCHES = 1000
 
 MIXED_PRECISION_MODES = ("auto", "on", "off")

@@ -42,7 +42,7 @@ from typing import Any
 
 import keras
 
-from search_spaces.vocabulary import ACTIVATIONS, with_defaults
+from search_spaces.vocabulary import ACTIVATIONS, effective_learning_rate, with_defaults
 
 __all__ = [
     "ModelConfigError",
@@ -102,11 +102,12 @@ class SmoothedSparseCategoricalCrossentropy(keras.losses.Loss):
 
 
 def build_optimizer(params: Mapping[str, Any]) -> keras.optimizers.Optimizer:
-    """The optimizer named by ``optimizer`` with ``learning_rate`` (and ``momentum`` for
-    sgd/rmsprop, ``beta_1`` for adam/adamw/nadam)."""
+    """The optimizer named by ``optimizer`` with the effective learning rate (``learning_rate``
+    scaled by ``lr_scaling``, :func:`search_spaces.vocabulary.effective_learning_rate`) and
+    ``momentum`` for sgd/rmsprop, ``beta_1`` for adam/adamw/nadam."""
     p = with_defaults(params)
     name = p["optimizer"]
-    lr = float(p["learning_rate"])
+    lr = effective_learning_rate(p)
     momentum = float(p["momentum"])
     beta_1 = float(p["beta_1"])
     if name == "adam":

@@ -2,7 +2,7 @@
 the same architecture and differs only in values that live outside the traced graph.
 
 Tracing the train and validation steps is most of a short trial's fixed cost (BENCHMARKS.md,
-section 6). The learning rate is a variable that the traced step reads; the learning-rate
+section 7). The learning rate is a variable that the traced step reads; the learning-rate
 schedule, early stopping and shuffling are callbacks and ``fit`` arguments; the batch size is
 not in the graph either (its batch dimension is ``None``). A trial that changes only these
 (:data:`FIT_LEVEL`) can run on the last trial's model: the cache builds the new trial's model
@@ -33,7 +33,8 @@ __all__ = ["FIT_LEVEL", "ModelCache", "architecture_key"]
 
 #: Hyperparameters that never reach the traced graph.
 FIT_LEVEL = frozenset(
-    {"learning_rate", "lr_schedule", "batch_size", "early_stopping_patience", "shuffle"}
+    {"learning_rate", "lr_schedule", "batch_size", "early_stopping_patience", "shuffle",
+     "lr_scaling", "lr_reference_batch_size"}  # these two only change the effective LR
 )
 
 

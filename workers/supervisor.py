@@ -79,6 +79,11 @@ class Device:
     cpus: tuple[int, ...] = ()
     threads: int | None = None
 
+    def describe(self) -> str:
+        cap = f", memory cap {self.memory_limit_mib} MiB" if self.memory_limit_mib else ""
+        cpus = f", CPUs {','.join(map(str, self.cpus))}" if self.cpus else ""
+        return f"CUDA_VISIBLE_DEVICES={self.visible}{cap}{cpus}"
+
 
 def _device(gpu_id: str) -> Device:
     return Device(visible=gpu_id, label=f"gpu:{gpu_id}")
@@ -311,17 +316,8 @@ class Supervisor:
         child.starts += 1
         child.signalled = 0
         what = "started" if child.starts == 1 else "restarted"
-        log.info(
-            "worker %s %s (pid %d, CUDA_VISIBLE_DEVICES=%s%s%s)",
-            child.device.label,
-            what,
-            child.proc.pid,
-            child.device.visible,
-            f", memory cap {child.device.memory_limit_mib} MiB"
-            if child.device.memory_limit_mib
-            else "",
-            f", CPUs {','.join(map(str, child.device.cpus))}" if child.device.cpus else "",
-        )
+        log.info("worker %s %s (pid %d, %s)", child.device.label, what, child.proc.pid,
+                 child.device.describe())
 
     def _running(self) -> list[_Child]:
         return [c for c in self.children if c.proc is not None and c.proc.poll() is None]

@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from search_spaces.vocabulary import with_defaults
+from search_spaces.vocabulary import effective_learning_rate, with_defaults
 
 __all__ = [
     "BestWeights",
@@ -168,7 +168,7 @@ def training_callbacks(
             )
         )
     schedule = p["lr_schedule"]
-    initial_lr = float(p["learning_rate"])
+    initial_lr = effective_learning_rate(p)
     if schedule == "reduce_on_plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(

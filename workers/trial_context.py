@@ -25,6 +25,7 @@ from tuner_service.optuna_bridge import (
 )
 from tuner_service.spec import StudySpec
 
+from .oom import train_with_batch_fallback
 from .runtime import seed_everything
 from .trial_runner import Decision, Outcome, TrialResult, monitored_metric
 
@@ -155,17 +156,20 @@ class TrialContext:
                 return Decision.PRUNE
             return Decision.CONTINUE
 
-        result = self._trainer.run_trial_fn(
+        result = train_with_batch_fallback(  # out of device memory: half the batch, again
+            lambda params: self._trainer.run_trial_fn(
+                params,
+                self.dataset,
+                objectives=spec.objectives,
+                max_epochs=max_epochs,
+                on_epoch=on_epoch,
+                mixed_precision=self._trainer.mixed_precision,
+                initial_epoch=initial_epoch,
+                initial_weights=initial_weights,
+                execution=self._trainer.execution,
+                model_cache=self._trainer.model_cache,
+            ),
             handle.params,
-            self.dataset,
-            objectives=spec.objectives,
-            max_epochs=max_epochs,
-            on_epoch=on_epoch,
-            mixed_precision=self._trainer.mixed_precision,
-            initial_epoch=initial_epoch,
-            initial_weights=initial_weights,
-            execution=self._trainer.execution,
-            model_cache=self._trainer.model_cache,
         )
         self.record_attrs(
             {
@@ -174,6 +178,7 @@ class TrialContext:
                 ATTR_PARAM_COUNT: result.param_count,
                 ATTR_WALL_TIME: result.wall_time_s,
                 ATTR_DEVICE_SECONDS: result.wall_time_s,
+                **result.attrs,
             }
         )
         return result

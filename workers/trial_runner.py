@@ -12,11 +12,12 @@ from typing import Any
 
 import keras
 
-from search_spaces.vocabulary import with_defaults
+from search_spaces.vocabulary import effective_learning_rate
 from tuner_service.spec import ObjectiveSpec
 
 from .datasets import Dataset
 from .execution import ExecutionOptions, fit_inputs, prebuild, steps_per_execution
+from .faults import fault_callbacks
 from .model_builder import build_model
 from .model_reuse import ModelCache, architecture_key
 from .training import fit_kwargs, training_callbacks
@@ -49,6 +50,8 @@ class TrialResult:
     wall_time_s: float
     reason: str | None = None
     model: keras.Model | None = field(default=None, repr=False)
+    error: BaseException | None = field(default=None, repr=False)  # why training failed
+    attrs: dict[str, Any] = field(default_factory=dict)  # more user attributes to record
 
 
 EpochHook = Callable[[int, Mapping[str, float]], Decision]
@@ -114,7 +117,7 @@ def _model_for(
             params, shape=dataset.input_shape, classes=dataset.n_classes,
             mixed=mixed_precision, spe=spe, pipeline=execution.device_pipeline,
         )
-        model = cache.take(fresh, key, float(with_defaults(params)["learning_rate"]))
+        model = cache.take(fresh, key, effective_learning_rate(params))
         if model is not fresh:
             return model
     else:
@@ -177,6 +180,7 @@ def run_trial(
         hook = _EpochHookCallback(on_epoch)
         callbacks = [
             *training_callbacks(params, max_epochs=max_epochs, monitor=metric, mode=mode),
+            *fault_callbacks(params),
             hook,
         ]
         fit = model.fit(
@@ -198,6 +202,7 @@ def run_trial(
             param_count,
             time.perf_counter() - started,
             reason=f"{type(exc).__name__}: {exc}",
+            error=exc,
         )
     wall = time.perf_counter() - started
     epochs = len(history.get("loss", []))

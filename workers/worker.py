@@ -23,6 +23,7 @@ from types import FrameType
 
 import optuna
 
+from tuner_service.device_budget import close_if_device_budget_spent
 from tuner_service.errors import LeaseLostError
 from tuner_service.logging_setup import bind_log_context, log_context
 from tuner_service.queue import Claim, claim, end_lease, maybe_complete
@@ -236,15 +237,19 @@ class Worker:
             handle.set_attrs(ctx.attrs_to_record)
             if result.outcome is Outcome.COMPLETE:
                 assert result.values is not None
-                if result.model is not None and handle.is_better_than_best(result.values):
+                if result.model is not None and handle.keeps_model(
+                    result.values, ctx.spec.ensemble
+                ):
                     self._save_model(handle, result)
                 handle.complete(result.values)
+                self._drop_unkept_models(handle, ctx)
             elif result.outcome is Outcome.PRUNED:
                 handle.prune()
             elif result.outcome is Outcome.HANDED_BACK:
                 handle.hand_back(result.reason or "handed back")
             else:  # FAILED, CANCELLED
                 handle.fail(result.reason or result.outcome.value)
+            close_if_device_budget_spent(self.services, c.study, ctx.spec)
             end_lease(repo, c.lease, LEASE_AFTER[result.outcome], reason=result.reason)
         except EngineFatalError as exc:
             self._fail_study(c, str(exc))
@@ -263,6 +268,12 @@ class Worker:
             result.outcome.value,
             result.values if result.values is not None else (result.reason or ""),
         )
+
+    def _drop_unkept_models(self, handle: TrialHandle, ctx: TrialContext) -> None:
+        try:
+            handle.drop_unkept_models(ctx.spec.ensemble)
+        except Exception:  # housekeeping: a model kept too long costs only space
+            log.exception("%s: could not drop the models out of the top", ctx.log_prefix)
 
     def _save_model(self, handle: TrialHandle, result: TrialResult) -> None:
         assert result.model is not None

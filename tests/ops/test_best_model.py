@@ -1,6 +1,7 @@
 """The best model: ``tuner-service export`` writes what GET /studies/{id}/best/model serves, the
-file reproduces the recorded validation accuracy; ``tuner-service retrain`` trains the best
-parameters again from the recorded seed and split and reports test accuracy."""
+file reproduces the recorded validation accuracy; ``tuner-worker retrain`` (which
+``tuner-service retrain`` runs) trains the best parameters again from the recorded seed and
+split and reports test accuracy."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 from tuner_service.api.app import create_app
 from tuner_service.cli import app as cli
 from tuner_service.spec import DatasetSpec
+from workers.retrain_cli import app as worker_retrain
 
 pytestmark = pytest.mark.slow
 
@@ -61,8 +63,8 @@ def test_retrain_reproduces_the_best_trial_and_reports_test_accuracy(
 ) -> None:
     out = tmp_path / "retrained.keras"
     r = CliRunner().invoke(
-        cli,
-        ["retrain", str(trained.study_id), "--out", str(out), "--threads", "1",
+        worker_retrain,
+        [str(trained.study_id), "--out", str(out), "--threads", "1",
          "--database-url", trained.url],
     )
     assert r.exit_code == 0, r.output
@@ -93,7 +95,7 @@ def test_retrain_refuses_data_that_differs_from_the_trials(
 
     monkeypatch.setattr(retrain_mod, "load_dataset", changed)
     r = CliRunner().invoke(
-        cli, ["retrain", str(trained.study_id), "--epochs", "1", "--database-url", trained.url]
+        worker_retrain, [str(trained.study_id), "--epochs", "1", "--database-url", trained.url]
     )
     assert r.exit_code == 2
     assert "differs" in r.output and "--allow-data-change" in r.output
@@ -115,3 +117,21 @@ def test_retrain_with_allowed_data_change_and_fewer_epochs(
     assert report["dataset_fingerprint_matches"] is False
     assert report["epochs"] == 1 and report["max_epochs"] == 1
     assert report["test_metrics"] is not None
+
+
+def test_tuner_service_retrain_runs_the_worker_command(trained: TrainedStudy) -> None:
+    """``tuner-service retrain`` hands its arguments to ``tuner-worker retrain`` (a process:
+    the control plane never imports the data plane); its exit status and messages come back."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TUNER_DATABASE_URL": trained.url}
+    cmd = [sys.executable, "-c", "from tuner_service.cli import main; main()"]
+    r = subprocess.run([*cmd, "retrain", "999", "--epochs", "1"], env=env, capture_output=True,
+                       text=True, timeout=300, check=False)
+    assert r.returncode == 2, r.stderr
+    assert "999" in r.stderr and "not found" in r.stderr
+    r = subprocess.run([*cmd, "retrain", "--help"], env=env, capture_output=True, text=True,
+                       timeout=300, check=False)
+    assert r.returncode == 0 and "--allow-data-change" in r.stdout

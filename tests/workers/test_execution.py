@@ -226,10 +226,10 @@ REUSE = {**PARAMS, "augment_flip": "horizontal", "augment_rotation": 0.1, "dropo
 
 
 def _cached_trial(data: Dataset, params: dict[str, Any], cache: ModelCache | None,
-                  seed: int) -> TrialResult:
+                  seed: int, mixed: bool = False) -> TrialResult:
     seed_everything(seed)
     r = run_trial(params, data, objectives=OBJECTIVES, max_epochs=3, on_epoch=_go_on,
-                  execution=ExecutionOptions(), model_cache=cache)
+                  execution=ExecutionOptions(), model_cache=cache, mixed_precision=mixed)
     clear_session()  # as the worker does between trials
     return r
 
@@ -249,6 +249,17 @@ def test_reused_model_gives_exactly_the_fresh_models_results(data: Dataset) -> N
     # a third trial with another architecture builds (and traces) a new model
     other = _cached_trial(data, {**REUSE, "filters": 8}, cache, seed=13)
     assert cache.hits == 1 and other.model is not first.model
+
+
+def test_reuse_with_mixed_precision_resets_the_loss_scale_optimizer(data: Dataset) -> None:
+    """Mixed precision (used on GPUs) runs on the CPU too, only slowly: the loss-scale
+    optimizer's own state is reset with the rest."""
+    cache = ModelCache()
+    _cached_trial(data, {**PARAMS, "learning_rate": 0.01}, cache, seed=4, mixed=True)
+    reused = _cached_trial(data, {**PARAMS, "learning_rate": 0.002}, cache, seed=5, mixed=True)
+    assert cache.hits == 1
+    fresh = _cached_trial(data, {**PARAMS, "learning_rate": 0.002}, None, seed=5, mixed=True)
+    assert reused.history == fresh.history
 
 
 def test_architecture_key_ignores_only_fit_level_values() -> None:

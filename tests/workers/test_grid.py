@@ -91,7 +91,29 @@ def test_grid_equals_direct_gridsearchcv(services: Services, sqlite_url: str) ->
         assert {"dense_units", "optimizer"} <= set(t.params)
         assert sorted(t.intermediate_values) == [0, 1, 2]
         assert math.isclose(t.value, sum(t.intermediate_values.values()) / 3, abs_tol=1e-9)
-    assert detail["evaluation"]["skipped"]
+
+    # refit=True (GridSearchCV's default, ours too): the best point fitted again on all the
+    # data searched, scored on the test split -- the same score as GridSearchCV's
+    # best_estimator_; the refitted model is the study's exported model
+    data = load_dataset(DatasetSpec.model_validate(DATASET))
+    their_test = direct.score(data.x_test, data.y_test)  # the "accuracy" scorer
+    assert result["test_score"] == pytest.approx(their_test, abs=1e-6)
+    assert result["refit_time_"] > 0
+    assert detail["evaluation"]["test_metrics"]["test_accuracy"] == result["test_score"]
+    best = services.best(row.id)
+    assert best["test_metrics"] == {"test_accuracy": result["test_score"]}
+    name, blob = services.best_model(row.id)
+    assert name.endswith(".keras") and len(blob) > 1000
+
+
+def test_grid_without_refit_keeps_scores_only(services: Services) -> None:
+    spec = grid_spec("grid-norefit")
+    spec["engine"] = {"kind": "sklearn_grid", "cv": 2, "scoring": "accuracy", "refit": False}
+    spec["budget"] = {"n_trials": 1, "max_epochs": 1}
+    row = services.create_study(spec)
+    Worker(services, WorkerOptions(exit_when_idle=0.5)).run()
+    assert services.study_detail(row.id)["evaluation"]["skipped"]
+    assert "refit_time_" not in services.grid(row.id)
 
 
 def test_grid_spec_is_checked(services: Services) -> None:

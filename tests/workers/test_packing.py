@@ -243,3 +243,65 @@ def test_cpu_children_are_pinned_to_their_share(
         assert parent.wait(timeout=30) == 0
     finally:
         stop_processes([parent])
+
+
+# --- the child worker's start-up (daemon._run_worker) with a fake GPU -----------------------
+class _Started:
+    """Stands in for the Worker and the Services: records the options it was given."""
+
+    seen: list[Any] = []
+
+    def __init__(self, _services: Any, options: Any = None) -> None:
+        if options is not None:
+            _Started.seen.append(options)
+
+    def install_signal_handlers(self) -> None:
+        pass
+
+    def run(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("mode", "caps", "gpus", "mixed"),
+    [
+        ("auto", [(8, 0)], ["/gpu:0"], True),
+        ("auto", [(6, 1)], ["/gpu:0"], False),
+        ("auto", [], [], False),
+        ("on", [(6, 1)], ["/gpu:0"], True),
+        ("off", [(9, 0)], ["/gpu:0"], False),
+    ],
+)
+def test_child_decides_mixed_precision_and_gpu_memory(
+    monkeypatch: pytest.MonkeyPatch, mode: str, caps: list[tuple[int, int]],
+    gpus: list[str], mixed: bool,
+) -> None:
+    import workers.runtime as rt
+
+    configured: list[int | None] = []
+
+    def fake_configure_gpu(memory_growth: bool = True, memory_limit_mib: int | None = None,
+                           config: Any = None) -> list[str]:
+        configured.append(memory_limit_mib)
+        return gpus
+
+    monkeypatch.setattr(rt, "configure_gpu", fake_configure_gpu)
+    monkeypatch.setattr(rt, "gpu_capabilities", lambda config=None: caps)
+    monkeypatch.setattr(rt, "configure_threads", lambda n: None)
+    monkeypatch.setattr("workers.worker.Worker", _Started)
+    monkeypatch.setattr("tuner_service.service.Services", _Started)
+    monkeypatch.setenv(GPU_MEMORY_LIMIT_ENV, "20000")
+    _Started.seen = []
+    code = daemon._run_worker(
+        None,  # type: ignore[arg-type]
+        device="gpu:0#1", once=True, max_trials=None, exit_when_idle=None, threads=None,
+        mixed_precision=mode, steps_per_execution=None,
+    )
+    assert code == 0
+    (options,) = _Started.seen
+    assert options.mixed_precision is mixed
+    assert options.execution.device_pipeline is bool(gpus)  # tf.data input on a GPU
+    assert configured == [20000]  # the cap the supervisor handed down

@@ -1,4 +1,4 @@
-"""/studies: create, list, inspect, warm-start, pause, resume, cancel."""
+"""/studies: create, list, inspect, warm-start, pause, resume, cancel; the ensemble."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from .. import ensembles
 from ..report import build_report
-from ..spec import StudySpec
+from ..spec import ENSEMBLE_METHODS, StudySpec
 from .deps import ServicesDep, require_read, require_write
 from .schemas import (
     BestTrialPublic,
@@ -35,6 +37,12 @@ Read = [Depends(require_read)]
 # Error statuses documented in the OpenAPI schema (checked by the schemathesis test).
 ON_STUDY_READ = error_responses(401, 404)
 ON_STUDY_WRITE = error_responses(401, 404, 409)
+# A route that downloads a .keras file (see _keras_file).
+KERAS_FILE: dict[str, Any] = {
+    "dependencies": Read,
+    "responses": {200: {"content": {"application/octet-stream": {}}}, **ON_STUDY_READ},
+    "response_class": Response,
+}
 
 
 @router.post(
@@ -114,18 +122,11 @@ async def grid(study_id: StudyId, services: ServicesDep) -> Any:
 
 @router.get(
     "/{study_id}/best/model",
-    dependencies=Read,
-    responses={200: {"content": {"application/octet-stream": {}}}, **ON_STUDY_READ},
-    response_class=Response,
+    **KERAS_FILE,
 )
 async def best_model(study_id: StudyId, services: ServicesDep) -> Response:
     """Download the best trial's ``.keras`` model file."""
-    name, data = await run_in_threadpool(services.best_model, study_id)
-    return Response(
-        data,
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return _keras_file(*await run_in_threadpool(services.best_model, study_id))
 
 
 @router.get(
@@ -161,3 +162,51 @@ async def resume(study_id: StudyId, services: ServicesDep) -> Any:
 async def cancel(study_id: StudyId, services: ServicesDep) -> Any:
     """Stop for good: running trials stop at their next epoch; finished trials are kept."""
     return services.study_summary(await run_in_threadpool(services.cancel, study_id))
+
+
+class EnsembleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    size: int = Field(5, ge=1, le=20, description="Members at most.")
+    method: Literal[ENSEMBLE_METHODS] = "weighted"  # type: ignore[valid-type]
+
+
+@router.get("/{study_id}/ensemble", dependencies=Read, responses=ON_STUDY_READ)
+async def get_ensemble(study_id: StudyId, services: ServicesDep) -> Any:
+    """The ensemble of the best trials: members (trial numbers), weights, method, and the
+    validation and test metrics of the ensemble and of the best single trial; 404 until it is
+    built."""
+    return await run_in_threadpool(ensembles.ensemble, services, study_id)
+
+
+@router.post(
+    "/{study_id}/ensemble",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=Write,
+    responses=ON_STUDY_WRITE,
+)
+async def build_ensemble(
+    study_id: StudyId, services: ServicesDep, body: EnsembleRequest | None = None
+) -> Any:
+    """Build the ensemble of a completed study again (another size or method): a worker does
+    it at its next poll (GET shows it then); 409 while the study runs or is being evaluated."""
+    req = body or EnsembleRequest()
+    return await run_in_threadpool(
+        ensembles.request_ensemble, services, study_id, req.size, req.method
+    )
+
+
+@router.get(
+    "/{study_id}/ensemble/model",
+    **KERAS_FILE,
+)
+async def ensemble_model(study_id: StudyId, services: ServicesDep) -> Response:
+    """Download the ensemble's ``.keras`` file (plain ``keras.models.load_model`` opens it)."""
+    return _keras_file(*await run_in_threadpool(ensembles.ensemble_model, services, study_id))
+
+
+def _keras_file(name: str, data: bytes) -> Response:
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

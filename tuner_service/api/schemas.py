@@ -37,7 +37,7 @@ class StudyDetail(StudyPublic):
     updated_at: str
     directions: list[str]
     trial_counts: dict[str, int]
-    budget: dict[str, int]
+    budget: dict[str, int | float | None]
     best_trial: BestSummary | None = None
     best_trials: list[BestSummary] | None = None
     evaluation_state: str | None = None

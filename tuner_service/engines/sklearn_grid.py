@@ -36,6 +36,12 @@ class SklearnGridEngineSpec(EngineOptions):
     scoring: str = Field(
         "accuracy", min_length=1, max_length=100, description="A scikit-learn scorer name."
     )
+    refit: bool = Field(
+        True,
+        description="Like GridSearchCV(refit=True): once the grid is done, the best point is "
+        "fitted again on all the data searched (training + validation), scored on the test "
+        "split and kept as the study's model.",
+    )
 
 
 ATTR_GRID_INDEX = "grid_index"
@@ -129,7 +135,7 @@ def grid_results(spec: StudySpec, trials: Sequence[FrozenTrial]) -> dict[str, An
 class SklearnGridEngine(EnginePlugin):
     kind = "sklearn_grid"
     options_model: ClassVar[type[EngineOptions]] = SklearnGridEngineSpec
-    keeps_model = False  # like GridSearchCV(refit=False): scores only
+    keeps_model = False  # trials keep scores only; the refit model is the study's
     single_objective = True
 
     def problems(self, spec: StudySpec) -> list[Problem]:

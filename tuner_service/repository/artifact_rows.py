@@ -26,3 +26,12 @@ class ArtifactsMixin(RepositoryBase):
         with self.session() as s:
             res = s.execute(sa.delete(ArtifactRow).where(ArtifactRow.id == artifact_id))
             return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    @db_retry()
+    def existing_artifacts(self, artifact_ids: list[str]) -> set[str]:
+        """Those of ``artifact_ids`` that are stored (ids only: no blob is read)."""
+        if not artifact_ids:
+            return set()
+        with self.session() as s:
+            q = sa.select(ArtifactRow.id).where(ArtifactRow.id.in_(artifact_ids))
+            return set(s.scalars(q))

@@ -17,10 +17,14 @@ from .base import RepositoryBase, utcnow
 
 class EvaluationsMixin(RepositoryBase):
     @db_retry()
-    def take_evaluation(self, study_id: int, worker_id: str) -> bool:
-        """PENDING -> RUNNING held by ``worker_id`` (compare-and-set); False when another
+    def take_evaluation(
+        self, study_id: int, worker_id: str, evaluation: dict[str, Any] | None = None
+    ) -> bool:
+        """PENDING -> RUNNING held by ``worker_id`` (compare-and-set), optionally replacing
+        the evaluation record (e.g. with what the job was asked to do); False when another
         worker took it first."""
         EVALUATIONS.check(EvaluationState.PENDING, EvaluationState.RUNNING)
+        values: dict[str, Any] = {} if evaluation is None else {"evaluation": evaluation}
         with self.session() as s:
             res = s.execute(
                 sa.update(StudyRow)
@@ -29,7 +33,7 @@ class EvaluationsMixin(RepositoryBase):
                 .values(evaluation_state=EvaluationState.RUNNING.value,
                         evaluation_worker_id=worker_id,
                         evaluation_attempts=StudyRow.evaluation_attempts + 1,
-                        updated_at=utcnow())
+                        updated_at=utcnow(), **values)
             )
             return bool(res.rowcount)  # type: ignore[attr-defined]
 
@@ -50,6 +54,24 @@ class EvaluationsMixin(RepositoryBase):
                        StudyRow.evaluation_worker_id == worker_id)
                 .values(evaluation_state=target.value, evaluation=evaluation,
                         evaluation_worker_id=None, updated_at=utcnow())
+            )
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    @db_retry()
+    def reopen_evaluation(self, study_id: int, evaluation: dict[str, Any]) -> bool:
+        """DONE or FAILED -> PENDING with ``evaluation`` (e.g. an on-demand ensemble request)
+        and a fresh attempt count; False when the evaluation is pending or running."""
+        sources = [EvaluationState.DONE, EvaluationState.FAILED]
+        for e in sources:
+            EVALUATIONS.check(e, EvaluationState.PENDING)
+        with self.session() as s:
+            res = s.execute(
+                sa.update(StudyRow)
+                .where(StudyRow.id == study_id,
+                       StudyRow.evaluation_state.in_([e.value for e in sources]))
+                .values(evaluation_state=EvaluationState.PENDING.value, evaluation=evaluation,
+                        evaluation_worker_id=None, evaluation_attempts=0,
+                        updated_at=utcnow())
             )
             return bool(res.rowcount)  # type: ignore[attr-defined]
 

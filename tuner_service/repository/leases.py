@@ -85,7 +85,9 @@ class LeasesMixin(RepositoryBase):
             )
             if counts.finished < study.n_trials and not timed_out:
                 return None
-            reason = "budget spent" if counts.finished >= study.n_trials else "timeout reached"
+            # a budget closed early (close_budget) keeps the reason it was closed with
+            spent = study.status_reason or "budget spent"
+            reason = spent if counts.finished >= study.n_trials else "timeout reached"
             STUDIES.check(StudyStatus(study.status), StudyStatus.COMPLETED)
             study.status = StudyStatus.COMPLETED.value
             study.status_reason = reason
@@ -215,10 +217,11 @@ class LeasesMixin(RepositoryBase):
             return bool(res.rowcount)  # type: ignore[attr-defined]
 
     @db_retry()
-    def close_budget(self, study_id: int) -> int:
+    def close_budget(self, study_id: int, *, reason: str | None = None) -> int:
         """The engine's search is over before the budget is spent (e.g. a Keras Tuner oracle
-        said STOPPED): lower ``n_trials`` to the trials handed out, so that no more are handed
-        out and the study completes when they finish. Returns the new ``n_trials``."""
+        said STOPPED, or the device-hour budget is used up): lower ``n_trials`` to the trials
+        handed out, so that no more are handed out and the study completes when they finish
+        (with ``reason`` when given). Returns the new ``n_trials``."""
         with self.session() as s:
             study = s.scalars(
                 sa.select(StudyRow).where(StudyRow.id == study_id).with_for_update()
@@ -227,4 +230,6 @@ class LeasesMixin(RepositoryBase):
             if used < study.n_trials:
                 study.n_trials = used
                 study.updated_at = utcnow()
+                if reason is not None:
+                    study.status_reason = reason
             return int(study.n_trials)

@@ -10,8 +10,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from tuner_service.queue import Claim
+    from optuna.trial import FrozenTrial
 
+    from tuner_service.queue import Claim
+    from tuner_service.spec import EnsembleSpec, StudySpec
+
+    from ..datasets import Dataset
     from ..trial_context import TrialContext
     from ..trial_runner import TrialResult
 
@@ -50,6 +54,15 @@ class TrialHandle(Protocol):
         """Store the model file as the trial's artifact; returns the artifact id."""
         ...
 
+    def keeps_model(self, values: list[float], ensemble: EnsembleSpec) -> bool:
+        """Whether this completing trial's model is saved: a new best, or (for the study's
+        ensemble) one of the models kept (:mod:`workers.ensemble.keeping`)."""
+        ...
+
+    def drop_unkept_models(self, ensemble: EnsembleSpec) -> None:
+        """After the trial completed: delete the models that are no longer kept."""
+        ...
+
 
 class WorkerEngine(ABC):
     """One engine kind on a worker (one instance per kind for the worker's life)."""
@@ -76,3 +89,11 @@ class WorkerEngine(ABC):
             LeaseLostError: the trial was taken back.
         """
         return ctx.train()
+
+    def final_model(
+        self, study_name: str, spec: StudySpec, dataset: Dataset, best: FrozenTrial
+    ) -> dict[str, Any] | None:
+        """For an engine whose trials keep no model: build the study's final model at the
+        final evaluation (e.g. a grid's refit) and return the evaluation record
+        (``trial_number``, ``test_metrics``, ``model_artifact_id``, ...); None: no model."""
+        return None

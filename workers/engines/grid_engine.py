@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import statistics
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -31,7 +33,7 @@ import numpy as np
 import optuna
 
 from search_spaces.scikeras import to_scikeras_params
-from search_spaces.vocabulary import with_defaults
+from search_spaces.vocabulary import effective_learning_rate, with_defaults
 from tuner_service.engines.sklearn_grid import (
     ATTR_FIT_TIMES,
     ATTR_FOLD_SCORES,
@@ -39,7 +41,12 @@ from tuner_service.engines.sklearn_grid import (
     SklearnGridEngineSpec,
     grid_names,
 )
-from tuner_service.optuna_bridge import ATTR_PARAMS_FULL, ATTR_SEED, ATTR_WORKER
+from tuner_service.optuna_bridge import (
+    ATTR_EFFECTIVE_LR,
+    ATTR_PARAMS_FULL,
+    ATTR_SEED,
+    ATTR_WORKER,
+)
 from tuner_service.queue import Claim
 from tuner_service.retrying import trial_id_of
 from tuner_service.service import Services
@@ -52,6 +59,7 @@ from .base import TrialHandle, WorkerEngine
 from .optuna_engine import OptunaTrialHandle
 
 if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
     from scikeras.wrappers import KerasClassifier
 
     from ..datasets import Dataset
@@ -87,8 +95,10 @@ def make_estimator(*, epochs: int, seed: int | None, **params: Any) -> KerasClas
 
 def estimator_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
     """A grid point's full parameters in scikeras names: every dimension of the space plus the
-    optimizer and its learning rate (so that unnamed ones keep the vocabulary's defaults)."""
+    optimizer and its learning rate (so that unnamed ones keep the vocabulary's defaults); the
+    learning rate is the effective one (scaled by ``lr_scaling``)."""
     full = with_defaults(params)
+    full["learning_rate"] = effective_learning_rate(full)
     names = [d.name for d in spec.space().dimensions]
     names += [n for n in ("optimizer", "learning_rate") if n not in names]
     return to_scikeras_params(full, names)
@@ -102,9 +112,68 @@ def cv_data(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def refit(
+    spec: StudySpec, dataset: Dataset, best_params: dict[str, Any]
+) -> tuple[KerasClassifier, float, float | None]:
+    """What ``GridSearchCV(refit=True)`` does after the search: a clone of the estimator with
+    the best point's parameters, fitted on all the data searched. Returns the fitted
+    estimator, ``refit_time_`` (seconds) and its test score (None without a test split)."""
+    from sklearn.metrics import check_scoring
+
+    engine = spec.engine
+    assert isinstance(engine, SklearnGridEngineSpec)
+    estimator = make_estimator(
+        epochs=spec.budget.max_epochs, seed=spec.seed, **estimator_params(spec, best_params)
+    )
+    x, y = cv_data(dataset)
+    started = time.perf_counter()
+    estimator.fit(x, y)
+    refit_time = time.perf_counter() - started
+    test_score = None
+    if len(dataset.y_test) > 0:
+        scorer = check_scoring(estimator, scoring=engine.scoring)
+        test_score = float(scorer(estimator, dataset.x_test, dataset.y_test))
+    return estimator, refit_time, test_score
+
+
 class SklearnGridEngine(WorkerEngine):
     def __init__(self, services: Services) -> None:
         self.services = services
+
+    def final_model(
+        self, study_name: str, spec: StudySpec, dataset: Dataset, best: FrozenTrial
+    ) -> dict[str, Any] | None:
+        """The refit (``engine.refit``, default true): the best point fitted again on
+        training + validation data, scored on the test split, saved as an artifact of the
+        Optuna study (the study's model: GET /studies/{id}/best/model exports it)."""
+        engine = spec.engine
+        assert isinstance(engine, SklearnGridEngineSpec)
+        if not engine.refit:
+            return None
+        params = best.user_attrs.get(ATTR_PARAMS_FULL) or best.params
+        estimator, refit_time, test_score = refit(spec, dataset, dict(params))
+        study = optuna.load_study(study_name=study_name, storage=self.services.storage)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "refit.keras"
+            estimator.model_.save(path)
+            artifact_id = optuna.artifacts.upload_artifact(
+                artifact_store=self.services.artifacts,
+                file_path=str(path),
+                study_or_trial=study,
+                mimetype="application/octet-stream",
+            )
+        clear_session()
+        record: dict[str, Any] = {
+            "trial_number": best.number,
+            "refit": True,
+            "refit_time_": refit_time,
+            "test_score": test_score,
+            "model_artifact_id": artifact_id,
+        }
+        if test_score is not None:
+            record["test_metrics"] = {f"test_{engine.scoring}": test_score}
+            record["test_samples"] = len(dataset.y_test)
+        return record
 
     def start(
         self, claim: Claim, worker_id: str, stop: threading.Event | None = None
@@ -140,6 +209,7 @@ class SklearnGridEngine(WorkerEngine):
         handle.set_attrs({
             ATTR_SEED: spec.seed,
             ATTR_PARAMS_FULL: handle.params,
+            ATTR_EFFECTIVE_LR: effective_learning_rate(handle.params),
             "sklearn_params": to_scikeras_params(handle.params, grid_names(spec)),
         })
         prefix = f"study {ctx.study_id} grid point {handle.number}"

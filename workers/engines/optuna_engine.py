@@ -23,8 +23,9 @@ from tuner_service.optuna_bridge import (
 from tuner_service.queue import Claim
 from tuner_service.retrying import trial_id_of
 from tuner_service.service import Services
-from tuner_service.spec import StudySpec
+from tuner_service.spec import EnsembleSpec, StudySpec
 
+from ..ensemble.keeping import drop_unkept, worth_keeping
 from .base import EngineFatalError, WorkerEngine
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,21 @@ class OptunaTrialHandle:
         if self.study.direction == optuna.study.StudyDirection.MAXIMIZE:
             return values[0] > best
         return values[0] < best
+
+    def keeps_model(self, values: list[float], ensemble: EnsembleSpec) -> bool:
+        if self.multi:
+            return False
+        if self.is_better_than_best(values):
+            return True
+        if ensemble.size == 0:
+            return False
+        return worth_keeping(
+            self.services, self.study, self.number, values[0], self.params, ensemble
+        )
+
+    def drop_unkept_models(self, ensemble: EnsembleSpec) -> None:
+        if not self.multi:
+            drop_unkept(self.services, self.study, ensemble)
 
     def save_model(self, path: str) -> str:
         artifact_id = optuna.artifacts.upload_artifact(
