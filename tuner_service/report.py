@@ -2,7 +2,8 @@
 
 The study's summary, its optimisation history, learning curves (intermediate values),
 hyperparameter importances, parallel coordinates and the best trial with its test-set
-confusion matrix and per-class precision/recall (recorded by the final evaluation). The charts
+confusion matrix and per-class precision/recall (recorded by the final evaluation), then the
+ensemble (members, weights, metrics next to the best trial) when there is one. The charts
 are Optuna's own plotly figures; plotly.js is inlined once, so the file opens without network
 (no CDN). ``tuner-service report ID --out report.html`` and ``GET /studies/{id}/report`` write
 and serve the same page. Never imports TensorFlow.
