@@ -2,7 +2,8 @@
 
 The study's summary, its optimisation history, learning curves (intermediate values),
 hyperparameter importances, parallel coordinates and the best trial with its test-set
-confusion matrix and per-class precision/recall (recorded by the final evaluation). The charts
+confusion matrix and per-class precision/recall (recorded by the final evaluation), then the
+ensemble (members, weights, metrics next to the best trial) when there is one. The charts
 are Optuna's own plotly figures; plotly.js is inlined once, so the file opens without network
 (no CDN). ``tuner-service report ID --out report.html`` and ``GET /studies/{id}/report`` write
 and serve the same page. Never imports TensorFlow.
@@ -34,6 +35,7 @@ SECTIONS = (
     "importances",
     "parallel-coordinates",
     "best-trial",
+    "ensemble",
 )
 
 #: Charts link to nothing outside the file (no plotly logo, no "edit in Chart Studio").
@@ -72,6 +74,7 @@ def build_report(services: Services, study_id: int) -> str:
             _figure(optuna.visualization.plot_parallel_coordinate, study),
         ),
         _section("best-trial", "Best trial", _best(detail, study)),
+        _section("ensemble", "Ensemble", _ensemble(detail)),
     ]
     title = f"Study {detail['id']}: {detail['name']}"
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -188,6 +191,40 @@ def _best(detail: dict[str, Any], study: optuna.Study) -> str:
     if per_class:
         parts.append(_per_class_table(per_class))
         parts.append(_confusion_figure(per_class))
+    return "".join(parts)
+
+
+def _ensemble(detail: dict[str, Any]) -> str:
+    """Members, weights, method, and the ensemble's metrics next to the best single trial's
+    on the validation and test splits (the final evaluation's ``ensemble`` record)."""
+    record = (detail.get("evaluation") or {}).get("ensemble")
+    if record is None:
+        state = detail.get("evaluation_state") or "none"
+        return _note(f"No ensemble (final evaluation: {state}).")
+    if not record.get("members"):
+        why = record.get("error") or record.get("skipped") or "no members"
+        return _note(f"No ensemble: {why}.")
+    weights = ", ".join(f"{w:.3f}" for w in record["weights"])
+    parts = [_table([
+        ("method", record.get("method")),
+        ("members (trial numbers)", ", ".join(str(n) for n in record["members"])),
+        ("weights", weights),
+    ])]
+    head = "<tr><th>split</th><th>metric</th><th>ensemble</th><th>best trial</th></tr>"
+    rows = []
+    for split in ("validation", "test"):
+        m = record.get(split)
+        if not m:
+            continue
+        for k in sorted(m["ensemble"]):
+            best = m["best_trial"].get(k)
+            rows.append(
+                f"<tr><td>{split}</td><td>{_e(k)}</td><td>{m['ensemble'][k]:.4f}</td>"
+                f"<td>{'-' if best is None else f'{best:.4f}'}</td></tr>"
+            )
+    best_no = record.get("best_trial_number")
+    parts.append(f"<h3>Ensemble vs best trial ({_e(best_no)})</h3>"
+                 f"<table id=\"ensemble-metrics\">{head}{''.join(rows)}</table>")
     return "".join(parts)
 
 

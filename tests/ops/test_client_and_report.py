@@ -12,8 +12,9 @@ import pytest
 from ops_support import TrainedStudy
 from support import api_in_thread
 
+from tuner_service import ensembles
 from tuner_service.api.app import create_app
-from tuner_service.client import NotFoundError, TunerClient
+from tuner_service.client import EnsembleInfo, NotFoundError, TunerClient
 from tuner_service.optuna_bridge import STUDY_ATTR_TEST_CLASSES
 
 pytestmark = pytest.mark.slow
@@ -74,6 +75,32 @@ def test_client_reads_the_trained_study(
         client.study(trained.study_id + 1000).best()
 
 
+def test_client_reads_downloads_and_rebuilds_the_ensemble(
+    trained: TrainedStudy, client: TunerClient, tmp_path: Path
+) -> None:
+    from workers.worker import Worker, WorkerOptions
+
+    study = client.study(trained.study_id)
+    ens = study.ensemble()
+    assert isinstance(ens, EnsembleInfo) and ens.built
+    assert ens.method == "weighted" and set(ens.members) <= {0, 1}
+    assert sum(ens.weights) == pytest.approx(1.0)
+    assert ens.best_trial_number == study.detail.best_trial.number  # type: ignore[union-attr]
+    assert ens.test is not None and 0.0 <= ens.test.ensemble["accuracy"] <= 1.0
+    path = study.download_ensemble(tmp_path)
+    assert path.name == f"study{trained.study_id}-ensemble.keras"
+    assert path.read_bytes() == ensembles.ensemble_model(trained.services, trained.study_id)[1]
+
+    # again, another way: a worker builds it at its next poll (it stays the study's ensemble)
+    assert study.build_ensemble(size=1, method="mean") == "pending"
+    assert study.ensemble() is not None  # the previous record stays until the rebuild
+    Worker(trained.services, WorkerOptions(exit_when_idle=0.5)).run()
+    study.wait(progress=False, timeout=5)
+    again = study.ensemble()
+    assert again is not None and again.method == "mean" and again.size == 1
+    assert again.members == [ens.best_trial_number] and again.weights == [1.0]
+
+
 def test_report_of_the_trained_study_shows_its_confusion_matrix(
     trained: TrainedStudy, client: TunerClient, tmp_path: Path
 ) -> None:
@@ -82,3 +109,4 @@ def test_report_of_the_trained_study_shows_its_confusion_matrix(
     assert 'id="per-class"' in page and 'id="confusion"' in page
     assert "test_accuracy" in page
     assert "Not drawn" not in page.split('<section id="importances">')[0]
+    assert "Ensemble vs best trial" in page

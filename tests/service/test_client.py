@@ -150,3 +150,15 @@ def test_wait_polls_until_the_study_ends(
     assert detail.status == "cancelled"
     assert study.is_done()
     assert "c-wait" in capsys.readouterr().out  # the progress bar was drawn
+
+
+def test_ensemble_calls_before_the_study_has_one(client: TunerClient) -> None:
+    study = client.submit(tiny_spec("c-ensemble"))
+    assert study.ensemble() is None  # not completed: nothing built yet
+    with pytest.raises(NotFoundError, match="has no ensemble"):
+        study.download_ensemble()
+    with pytest.raises(ConflictError, match="once it has completed"):
+        study.build_ensemble(size=3, method="greedy")
+    with pytest.raises(ValidationError) as bad:
+        study.build_ensemble(size=0, method="vote")
+    assert {tuple(p["loc"]) for p in bad.value.problems} == {("body", "size"), ("body", "method")}

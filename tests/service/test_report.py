@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from support import finished_study, make_settings, tiny_spec
 from typer.testing import CliRunner
 
 from tuner_service.api.app import create_app
 from tuner_service.cli import app as cli_app
+from tuner_service.models import StudyRow
 from tuner_service.report import SECTIONS, build_report
 from tuner_service.service import Services
 
@@ -36,6 +39,48 @@ def test_report_has_every_section_and_the_confusion_matrix(services: Services) -
     assert 'id="per-class"' in page and "<td>0.750</td>" in page
     assert '"z":[[9,1,0],[2,6,2],[0,3,7]]' in page.replace(" ", "")
     assert "Not drawn" not in page
+
+
+def _record_ensemble(services: Services, sid: int, record: dict[str, Any]) -> None:
+    """The final evaluation as a worker leaves it, with its ensemble record."""
+    with services.repo.session() as s:
+        s.execute(
+            sa.update(StudyRow).where(StudyRow.id == sid)
+            .values(evaluation_state="done", evaluation={"trial_number": 5, "ensemble": record})
+        )
+
+
+def _ensemble_section(page: str) -> str:
+    return page.split('<section id="ensemble">', 1)[1].split("</section>", 1)[0]
+
+
+def test_report_shows_the_ensemble_next_to_the_best_trial(services: Services) -> None:
+    sid = finished_study(services, "report-ensemble", per_class=False)
+    assert "No ensemble (final evaluation: none)." in _ensemble_section(build_report(services, sid))
+    _record_ensemble(services, sid, {
+        "method": "greedy", "size": 3, "members": [5, 3, 4], "weights": [0.5, 0.3, 0.2],
+        "best_trial_number": 5, "model_artifact_id": "a1",
+        "validation": {"ensemble": {"accuracy": 0.8125, "log_loss": 0.41},
+                       "best_trial": {"accuracy": 0.75, "log_loss": 0.52}},
+        "test": {"ensemble": {"accuracy": 0.9, "log_loss": 0.3},
+                 "best_trial": {"accuracy": 0.85, "log_loss": 0.35}},
+    })
+    section = _ensemble_section(build_report(services, sid))
+    assert "<td>greedy</td>" in section and "<td>5, 3, 4</td>" in section
+    assert "<td>0.500, 0.300, 0.200</td>" in section
+    assert "Ensemble vs best trial (5)" in section
+    rows = re.findall(r"<tr><td>(\w+)</td><td>(\w+)</td><td>([\d.]+)</td><td>([\d.]+)</td>",
+                      section)
+    assert rows == [
+        ("validation", "accuracy", "0.8125", "0.7500"),
+        ("validation", "log_loss", "0.4100", "0.5200"),
+        ("test", "accuracy", "0.9000", "0.8500"),
+        ("test", "log_loss", "0.3000", "0.3500"),
+    ]
+    _record_ensemble(services, sid, {"skipped": "no completed trial kept its model"})
+    assert "No ensemble: no completed trial kept its model." in _ensemble_section(
+        build_report(services, sid)
+    )
 
 
 def test_report_of_a_study_without_trials_says_so(services: Services) -> None:

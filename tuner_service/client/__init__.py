@@ -8,6 +8,9 @@ study = client.submit("examples/digits_optuna.json")
 study.wait()                      # a progress bar until the study (and its evaluation) ends
 study.best()
 study.download_model("best.keras")
+study.ensemble()                  # members, weights, metrics next to the best trial (or None)
+study.download_ensemble("ensemble.keras")
+study.build_ensemble(size=3, method="greedy")   # again, another way; then study.wait()
 df = study.trials_dataframe()     # needs pandas
 ```
 
@@ -17,6 +20,7 @@ problems, each with its JSON path, in :attr:`ApiError.problems`.
 """
 
 from .api import Study, TunerClient
+from .ensemble import EnsembleInfo
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -30,6 +34,7 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "ConflictError",
+    "EnsembleInfo",
     "NotFoundError",
     "Study",
     "TunerClient",

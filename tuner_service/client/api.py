@@ -23,7 +23,8 @@ from ..api.schemas import (
 )
 from ..spec_file import read_spec_file
 from ..states import StudyStatus
-from .errors import raise_for
+from .ensemble import EnsembleInfo
+from .errors import NotFoundError, raise_for
 from .progress import ProgressBar, progress_info
 
 if TYPE_CHECKING:
@@ -223,6 +224,39 @@ class Study:
             NotFoundError: no finished trial, or no saved model (grid studies keep none).
         """
         return self._download(f"/studies/{self.id}/best/model", path)
+
+    def ensemble(self) -> EnsembleInfo | None:
+        """The ensemble of the best trials (members, weights, method, validation and test
+        metrics next to the best single trial); None while the study has none (not
+        completed, still being evaluated, or ensembles are off)."""
+        try:
+            return self.client._get(EnsembleInfo, f"/studies/{self.id}/ensemble")
+        except NotFoundError:
+            return None
+
+    def download_ensemble(self, path: str | Path = ".") -> Path:
+        """Write the ensemble's ``.keras`` model to ``path`` (a folder keeps the server's
+        file name ``study{id}-ensemble.keras``); returns the file's path.
+
+        Raises:
+            NotFoundError: the study has no ensemble, or its build saved no model.
+        """
+        return self._download(f"/studies/{self.id}/ensemble/model", path)
+
+    def build_ensemble(self, size: int = 5, method: str = "weighted") -> str:
+        """Ask for the ensemble of a completed study again with ``size`` members weighted by
+        ``method`` (``mean``, ``weighted``, ``greedy``); a worker builds it at its next poll,
+        so :meth:`wait` then :meth:`ensemble`. Returns the evaluation state (``pending``).
+
+        Raises:
+            ValidationError: a bad size or method (the problem names the field).
+            ConflictError: the study has not completed, keeps no models, has several
+                objectives, or its final evaluation is still running.
+        """
+        body = {"size": size, "method": method}
+        r = self.client.request("POST", f"/studies/{self.id}/ensemble", json=body)
+        self.refresh()
+        return str(r.json()["evaluation_state"])
 
     def download_report(self, path: str | Path = ".") -> Path:
         """Write the study's self-contained HTML report (``GET /studies/{id}/report``)."""
