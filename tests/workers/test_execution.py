@@ -267,8 +267,8 @@ def test_architecture_key_ignores_only_fit_level_values() -> None:
     assert base == architecture_key({**PARAMS, "learning_rate": 0.5, "batch_size": 64,
                                      "shuffle": False, "early_stopping_patience": 3,
                                      "lr_schedule": "reduce_on_plateau"}, shape=(8, 8, 1))
-    assert {"learning_rate", "lr_schedule", "batch_size",
-                         "early_stopping_patience", "shuffle"} == FIT_LEVEL
+    assert {"learning_rate", "lr_schedule", "batch_size", "early_stopping_patience", "shuffle",
+            "lr_scaling", "lr_reference_batch_size"} == FIT_LEVEL
     for changed in ({"momentum": 0.5}, {"optimizer": "sgd"}, {"dropout": 0.1},
                     {"filters": 8}, {"beta_1": 0.8}):
         assert architecture_key({**PARAMS, **changed}, shape=(8, 8, 1)) != base

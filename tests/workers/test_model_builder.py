@@ -270,6 +270,26 @@ def check_learning_rate() -> None:
     assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
 
 
+def check_lr_scaling() -> None:
+    base = {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 128}
+    lrs = {
+        kind: float(build_optimizer({**base, "lr_scaling": kind}).get_config()["learning_rate"])
+        for kind in ("none", "linear", "sqrt")
+    }
+    # default reference batch 32: x1, x4, x2
+    assert lrs == pytest.approx({"none": 0.01, "linear": 0.04, "sqrt": 0.02})
+    model = small(learning_rate=0.01, batch_size=64, lr_scaling="linear")
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
+
+
+def check_lr_reference_batch_size() -> None:
+    base = {"optimizer": "sgd", "learning_rate": 0.01, "batch_size": 128, "lr_scaling": "linear"}
+    cfg = build_optimizer({**base, "lr_reference_batch_size": 256}).get_config()
+    assert float(cfg["learning_rate"]) == pytest.approx(0.005)
+    unscaled = {**base, "lr_scaling": "none", "lr_reference_batch_size": 256}
+    assert float(build_optimizer(unscaled).get_config()["learning_rate"]) == pytest.approx(0.01)
+
+
 def check_momentum() -> None:
     for name in ("sgd", "rmsprop"):
         cfg = build_optimizer({"optimizer": name, "momentum": 0.85}).get_config()

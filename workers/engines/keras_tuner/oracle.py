@@ -93,8 +93,13 @@ def _load(oracle: Any, state: Mapping[str, Any]) -> None:
 
 
 def _dump(oracle: Any, book: dict[str, Any]) -> dict[str, Any]:
+    oracle_state = oracle.get_state()
+    # Keras Tuner dumps its ``tried_so_far`` set as a list in set order, which depends on the
+    # process's string hashing: sorted, the same oracle always dumps the same state.
+    if isinstance(oracle_state.get("tried_so_far"), list):
+        oracle_state["tried_so_far"] = sorted(oracle_state["tried_so_far"])
     state: dict[str, Any] = {
-        "oracle": oracle.get_state(),
+        "oracle": oracle_state,
         "trials": {tid: t.get_state() for tid, t in oracle.trials.items()},
         "book": book,
     }
