@@ -1,16 +1,9 @@
 """Reads of a study's trials whose cost follows the page, not the study.
 
-Every query of Optuna's tables that the control plane runs on a read path lives here: state
-counts, totals of the trials' recorded seconds, the best trial(s) and one page of trials, each
-cut or aggregated by the database (``GROUP BY``, ``SUM``, ``ORDER BY number LIMIT/OFFSET``,
-``ORDER BY value LIMIT 1``), with the page's parameters, values, intermediate values and
-attributes fetched for that page's trials only. They use the indexes of Alembic revision 0004
-and the table declarations of :mod:`tuner_service.optuna_tables`. Rows become ``FrozenTrial``
-exactly as ``RDBStorage`` builds them, so :func:`tuner_service.optuna_bridge.trial_to_dict`
-shows them unchanged.
-
-On SQLite these run on an engine whose transactions are plain (deferred) ``BEGIN``: readers
-take no write lock and, under WAL, never wait for a worker's write.
+Every read-path query of Optuna's tables (state counts, totals of recorded seconds, best
+trial(s), one page of trials with only its trials' params, values and attributes), cut or
+aggregated by the database with the indexes of Alembic 0004; rows become ``FrozenTrial`` as
+``RDBStorage`` builds them. On SQLite reads open deferred ``BEGIN`` transactions (no write lock).
 """
 
 from __future__ import annotations

@@ -13,9 +13,8 @@ gpu:N ...`` with ``CUDA_VISIBLE_DEVICES=N`` and ``TF_FORCE_GPU_ALLOW_GROWTH=true
   ``--exit-when-idle``) or was stopped on purpose; the parent exits 0 when none is left;
 - forwards the first SIGTERM/SIGINT to every child (each stops at the end of its epoch and hands
   its trial back) and exits 0 once they have exited; a second signal SIGKILLs them and exits.
-
-Children run in their own session, so a Ctrl-C in a terminal reaches them once, through the
-parent, and (on Linux) get SIGTERM if the parent itself dies.
+Children run in their own session (a terminal's Ctrl-C reaches them once, through the parent)
+and, on Linux, get SIGTERM if the parent dies.
 """
 
 from __future__ import annotations
@@ -149,12 +148,9 @@ def detect_gpus(
     which: Callable[[str], str | None] = shutil.which,
     run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
 ) -> list[Device]:
-    """The GPUs of this host, without importing TensorFlow.
-
-    An inherited ``CUDA_VISIBLE_DEVICES`` is a restriction (a scheduler's allocation, a user
-    hiding GPUs) and wins: its ids (none for ``""`` / ``-1``). Otherwise ``nvidia-smi -L`` when
-    it is on the PATH; otherwise none.
-    """
+    """The GPUs of this host, without importing TensorFlow: an inherited ``CUDA_VISIBLE_DEVICES``
+    (a scheduler's allocation, a user hiding GPUs) wins, with its ids (none for ``""`` / ``-1``);
+    otherwise ``nvidia-smi -L`` when it is on the PATH; otherwise none."""
     environ = os.environ if environ is None else environ
     visible = environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
@@ -189,8 +185,7 @@ def resolve_devices(
 
 
 def restart_delay(failures: int, *, base: float = 1.0, cap: float = 30.0) -> float:
-    """Seconds before restarting a child after its ``failures``-th crash in a row:
-    ``base``, 2 * ``base``, 4 * ``base``, ... capped at ``cap`` (0 for ``failures`` < 1)."""
+    """Seconds before a restart after ``failures`` crashes in a row: doubling, capped at ``cap``."""
     if failures < 1:
         return 0.0
     return float(min(cap, base * 2.0 ** min(failures - 1, 62)))
