@@ -184,7 +184,7 @@ def build_study(services: Any, n: int, seed: int = 0) -> int:
                 "(SELECT max(trial_id) FROM trials))"
             ))
         conn.execute(sa.update(StudyRow).where(StudyRow.id == row.id).values(
-            status="running", started_at=t0, lease_seq=n))
+            status="running", started_at=t0, lease_seq=n, leases_finished=n))
     if engine.dialect.name == "postgresql":
         # Planner statistics, as autovacuum would have gathered them while the study grew
         # (the test server runs with autovacuum off; without them PostgreSQL seq-scans).

@@ -158,11 +158,9 @@ def stock_block(tmp: Path, tag: str, n: int, *, variant: str, instrument: bool =
     space = parse_space(raw["search_space"])
     max_epochs = raw["budget"]["max_epochs"]
     url = new_database(tmp, f"{variant}-{tag}")
-    storage = (
-        optuna.storages.RDBStorage(url)
-        if variant == "stock_default"
-        else create_optuna_storage(url)
-    )
+    # On a server both are what a stock Optuna user builds: a plain RDBStorage(url).
+    plain = variant == "stock_default" or _kind[0] != "sqlite"
+    storage = optuna.storages.RDBStorage(url) if plain else create_optuna_storage(url)
     name = f"coord-{tag}"
     study = optuna.create_study(
         study_name=name,

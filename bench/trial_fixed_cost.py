@@ -6,14 +6,17 @@ database, one TensorFlow thread. Every trial of a block has the same model (the 
 blocks x 16 filters, batch norm, GAP, Dense 64, Adam, batch 32) so trials are comparable; the
 engine is Optuna (TPE, no pruner). Variants, one block each per round, in a rotating order:
 
-- ``before``: ``ExecutionOptions(steps_per_execution=1, prebuild=False)`` -- the worker as it was;
+- ``before``: ``ExecutionOptions(steps_per_execution=1, prebuild=False, cached_pipeline=False)``
+  -- the worker as it was (NumPy arrays into ``fit``);
+- ``arrays`` (not run by default): ``prebuild`` below, fed NumPy arrays as before;
 - ``prebuild``: ``ExecutionOptions(steps_per_execution=1, reuse_models=False)`` -- metrics and
-  optimizer state built before ``fit``, so the train step is traced once instead of twice: what
-  every trial gets, whatever its parameters;
-- ``after``: ``ExecutionOptions()`` -- the worker's defaults: prebuild, and the last trial's
-  traced model reused (every trial here has the same architecture: the case of studies that
-  tune only learning rate, batch size, schedule); steps per execution only for trials of at
-  least 1,000 batches, so 1 here;
+  optimizer state built before ``fit``, so the train step is traced once instead of twice, and
+  input pipelines built once per worker (workers.input_pipeline): what a trial with a new
+  architecture gets;
+- ``after``: ``ExecutionOptions()`` -- the worker's defaults: as ``prebuild``, and the last
+  trial's traced model reused (every trial here has the same architecture: the case of studies
+  that tune only learning rate, batch size, schedule); steps per execution only for trials of
+  at least 1,000 batches, so 1 here;
 - ``spe32`` (not run by default): ``ExecutionOptions(steps_per_execution=32)`` -- what many
   steps per execution cost a short trial.
 
@@ -109,7 +112,9 @@ def _run_block(tmp: Path, ds: str, variant: str, n: int, epochs: int, k: int) ->
     from workers.worker import Worker, WorkerOptions
 
     execution = {
-        "before": ExecutionOptions(steps_per_execution=1, prebuild=False),
+        "before": ExecutionOptions(steps_per_execution=1, prebuild=False, cached_pipeline=False),
+        "arrays": ExecutionOptions(steps_per_execution=1, reuse_models=False,
+                                   cached_pipeline=False),
         "prebuild": ExecutionOptions(steps_per_execution=1, reuse_models=False),
         "after": ExecutionOptions(),
         "spe32": ExecutionOptions(steps_per_execution=32),
@@ -158,7 +163,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=3, help="epochs per trial (>= 2)")
     ap.add_argument("--datasets", default="digits,synthetic28")
     ap.add_argument("--variants", default="before,prebuild,after",
-                    help="of before,prebuild,after,spe32")
+                    help="of before,arrays,prebuild,after,spe32")
     ap.add_argument("--quick", action="store_true", help="2 rounds of 2 trials of 2 epochs")
     args = ap.parse_args()
     if args.quick:

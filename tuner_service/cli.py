@@ -93,13 +93,16 @@ def serve(
     import uvicorn
 
     from .api.app import create_app
+    from .heap import freeze_startup_objects
 
     settings = _settings(database_url, host=host, port=port)
     setup_logging(settings)
     if not no_migrate:
         _upgrade(settings.database_url)
+    api = create_app(settings)
+    freeze_startup_objects()  # full collections of the loaded libraries stay out of requests
     uvicorn.run(
-        create_app(settings),
+        api,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

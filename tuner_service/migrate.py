@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -73,6 +74,48 @@ def wait_until_current(url: str, timeout: float, interval: float = 2.0) -> bool:
                 return True
             if time.monotonic() >= deadline:
                 return False
+            time.sleep(interval)
+    finally:
+        engine.dispose()
+
+
+def schema_problem(url: str, wait_s: float, interval: float = 2.0) -> str | None:
+    """Why a process of this version cannot use the database's schema, or None when it is
+    current. A schema behind this version (a migration not run yet, e.g. the API that runs it
+    still starting) is waited for up to ``wait_s`` seconds; one this version does not know (the
+    database was migrated by a newer release) is refused at once."""
+    import time
+
+    head = head_revision()
+    known = {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
+    deadline = time.monotonic() + wait_s
+    engine = create_db_engine(url)
+    waiting = False
+    try:
+        while True:
+            try:
+                current = current_revision(engine)
+            except sa.exc.DBAPIError:
+                current = "unreachable"
+            if current == head:
+                return None
+            if current is not None and current != "unreachable" and current not in known:
+                return (
+                    f"the database schema is at revision {current}, newer than this release "
+                    f"knows (its newest is {head}): upgrade this program"
+                )
+            if time.monotonic() >= deadline:
+                return (
+                    f"the database schema is at revision {current or 'none'} after waiting "
+                    f"{wait_s:.0f}s; this release needs {head}: run `tuner-service migrate` "
+                    "(`tuner-service serve` runs it at start)"
+                )
+            if not waiting:
+                waiting = True
+                logging.getLogger(__name__).info(
+                    "waiting up to %.0fs for the database schema: at %s, this release needs %s",
+                    wait_s, current or "none", head,
+                )
             time.sleep(interval)
     finally:
         engine.dispose()

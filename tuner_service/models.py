@@ -60,6 +60,14 @@ class StudyRow(Base):
     evaluation_worker_id: Mapped[str | None] = mapped_column(String(120))
     evaluation_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
                                                      server_default="0")
+    # The study's leases by state (migration 0007): changed in the transaction that changes a
+    # lease's state, so the claim and the summary need not count the lease rows.
+    leases_active: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                               server_default="0")
+    leases_finished: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                                 server_default="0")
+    leases_lost: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                             server_default="0")
 
 
 class WorkerRow(Base):

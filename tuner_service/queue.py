@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .models import StudyRow
 from .repository import Lease, Repository
-from .states import LeaseState, StudyStatus
+from .states import LeaseState
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +27,10 @@ def claim(repo: Repository, worker_id: str) -> Claim | None:
     A worker that asks again after losing the answer (e.g. a dropped connection) gets its own
     pending lease back. Returns None when there is nothing to do (not an error).
     """
-    own = repo.own_unattached_lease(worker_id)
-    if own is not None:
-        study = repo.get_study(own.study_id)
-        if study is not None:
-            return Claim(own, study)
-    for study in repo.studies_with_status((StudyStatus.QUEUED, StudyStatus.RUNNING)):
-        got = repo.try_claim(study.id, worker_id)
-        if got is not None:
-            return Claim(*got)
-        maybe_complete(repo, study.id)
-    return None
+    got, completed = repo.claim_next(worker_id)  # one transaction
+    for study_id, reason in completed:
+        log.info("study %s completed (%s)", study_id, reason)
+    return None if got is None else Claim(*got)
 
 
 def end_lease(
@@ -47,8 +40,9 @@ def end_lease(
 
     Returns False when the lease had already been taken back (by the reaper).
     """
-    ok = repo.end_lease(lease.id, target, reason=reason)
-    maybe_complete(repo, lease.study_id)
+    ok, completed = repo.finish_lease(lease.id, lease.study_id, target, reason=reason)
+    if completed is not None:
+        log.info("study %s completed (%s)", lease.study_id, completed)
     return ok
 
 

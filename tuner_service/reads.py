@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,18 +22,16 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from . import study_folds as folds
 from .db import db_retry
 from .models import LeaseRow, StudyRow
 from .optuna_tables import (
     STUDY_DIRECTIONS,
     TRIAL_ROWS,
     TRIAL_SYSTEM_ATTRS,
-    TRIAL_USER_ATTRS,
-    TRIAL_VALUES,
     TRIALS,
     frozen_trials,
     state_of,
-    stored_value,
     trials_from_rows,
 )
 from .states import StudyStatus
@@ -41,14 +39,8 @@ from .trial_aggregates import (
     Folded,
     FoldedDurations,
     Histogram,
-    Point,
-    TailTrial,
     add_sums,
-    keep_best,
-    to_loss,
 )
-
-_FINISHED = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
 
 
 @dataclass(frozen=True)
@@ -102,20 +94,26 @@ class TrialReads:
         this process has not seen finished are read."""
         with self._read() as conn:
             directions = _directions(conn, optuna_study_id)
-            counts = _state_counts(conn, optuna_study_id)
+            total = folds.trial_total(conn, optuna_study_id)
             with self._lock:
                 cached = self._folded.get(optuna_study_id)
+            folded = unfinished = None
             if cached is not None and cached.directions == tuple(directions):
-                folded = cached.extend(_tail(conn, optuna_study_id, cached, self.sum_keys))
-            else:
-                folded = None
-            if folded is None or folded.n + len(folded.pending) != sum(counts.values()):
-                folded = _fold_study(conn, optuna_study_id, directions, self.sum_keys)
+                tail = folds.tail(conn, optuna_study_id, cached, self.sum_keys)
+                folded = cached.extend(tail)
+                unfinished = [t.state for t in tail if not t.state.is_finished()]
+            if folded is None or unfinished is None or folded.n + len(folded.pending) != total:
+                folded, unfinished = folds.fold_study(
+                    conn, optuna_study_id, directions, self.sum_keys
+                )
             with self._lock:
                 if len(self._folded) > 1000:  # studies read by this process: keep it bounded
                     self._folded.clear()
                 self._folded[optuna_study_id] = folded
-            running = _tail_sums(conn, folded.pending, self.sum_keys)
+            counts = {st.name.lower(): folded.by_state.get(st, 0) for st in TrialState}
+            for st in unfinished:
+                counts[st.name.lower()] += 1
+            running = folds.tail_sums(conn, folded.pending, self.sum_keys)
             return StudyOverview(
                 directions=directions,
                 counts=counts,
@@ -171,7 +169,10 @@ class TrialReads:
         count_q = sa.select(sa.func.count()).select_from(TRIALS).where(*where)
         with self._read() as conn:
             trials = trials_from_rows(conn, conn.execute(page_q).all())
-            total = int(conn.scalar(count_q) or 0)
+            if states is None:  # the highest number + 1: no walk over the study's rows
+                total = folds.trial_total(conn, optuna_study_id)
+            else:
+                total = int(conn.scalar(count_q) or 0)
             workers = {} if study_id is None else _workers_of(conn, study_id, trials)
             return trials, total, workers
 
@@ -228,41 +229,6 @@ def _directions(conn: Connection, optuna_study_id: int) -> list[StudyDirection]:
     return [v if isinstance(v, StudyDirection) else StudyDirection[v] for v in conn.scalars(q)]
 
 
-def _state_counts(conn: Connection, optuna_study_id: int) -> dict[str, int]:
-    t = TRIALS.c
-    q = sa.select(t.state, sa.func.count()).where(t.study_id == optuna_study_id).group_by(t.state)
-    counts = {s.name.lower(): 0 for s in TrialState}
-    for st, n in conn.execute(q):
-        counts[state_of(st).name.lower()] = int(n)
-    return counts
-
-
-def _fold_study(
-    conn: Connection,
-    optuna_study_id: int,
-    directions: Sequence[StudyDirection],
-    sum_keys: Sequence[str],
-) -> Folded:
-    """The study's finished trials summed and ranked by the database (``SUM``, ``ORDER BY
-    value LIMIT 1``, or the values alone for a Pareto front): once per study and process."""
-    t = TRIALS.c
-    mine = t.study_id == optuna_study_id
-    last = conn.scalar(sa.select(sa.func.max(t.trial_id)).where(mine))
-    upto = 0 if last is None else int(last) + 1
-    unfinished = [TrialState.RUNNING, TrialState.WAITING]
-    pending = conn.scalars(sa.select(t.trial_id).where(mine, t.state.in_(unfinished)))
-    finished = [mine, t.trial_id < upto, t.state.in_(_FINISHED)]
-    n = conn.scalar(sa.select(sa.func.count()).select_from(TRIALS).where(*finished))
-    return Folded(
-        upto=upto,
-        pending=frozenset(int(i) for i in pending),
-        n=int(n or 0),
-        sums=_attr_sums(conn, finished, sum_keys),
-        best=keep_best(_best_points(conn, finished, directions), len(directions)),
-        directions=tuple(directions),
-    )
-
-
 def _fold_durations(conn: Connection, folded: FoldedDurations) -> FoldedDurations:
     """Extend the fleet's duration histogram by the trials from ``upto`` on and the pending
     ones (all of them, from an empty one)."""
@@ -285,116 +251,3 @@ def _fold_durations(conn: Connection, folded: FoldedDurations) -> FoldedDuration
         n=folded.n + len(done),
         histogram=folded.histogram.add(seconds),
     )
-
-
-def _attr_sums(
-    conn: Connection, where: list[sa.ColumnElement[bool]], keys: Sequence[str]
-) -> dict[str, float]:
-    """``SUM`` of numeric user attributes per key over the trials ``where`` selects (Optuna
-    stores them as JSON text; the service writes these keys as JSON numbers)."""
-    sums = dict.fromkeys(keys, 0.0)
-    if not keys:
-        return sums
-    t, a = TRIALS.c, TRIAL_USER_ATTRS.c
-    q = (
-        sa.select(a.key, sa.func.sum(sa.cast(a.value_json, sa.Float)))
-        .select_from(TRIALS.join(TRIAL_USER_ATTRS, a.trial_id == t.trial_id))
-        .where(*where, a.key.in_(list(keys)))
-        .group_by(a.key)
-    )
-    for key, total in conn.execute(q):
-        sums[key] = float(total or 0.0)
-    return sums
-
-
-def _best_points(
-    conn: Connection, where: list[sa.ColumnElement[bool]], directions: Sequence[StudyDirection]
-) -> list[Point]:
-    """One objective: the best COMPLETE trial by ``ORDER BY value LIMIT 1`` (Optuna's order,
-    as ``RDBStorage.get_best_trial``: -inf < finite < +inf). Several: every COMPLETE trial's
-    values (the front needs them all, but only the values are read)."""
-    t, v = TRIALS.c, TRIAL_VALUES.c
-    q = (
-        sa.select(t.trial_id, t.number, v.objective, v.value, v.value_type)
-        .select_from(TRIALS.join(TRIAL_VALUES, v.trial_id == t.trial_id))
-        .where(*where, t.state == TrialState.COMPLETE)
-    )
-    if len(directions) == 1:
-        rank = sa.case((v.value_type == "INF_NEG", -1), (v.value_type == "INF_POS", 1), else_=0)
-        maximize = directions[0] == StudyDirection.MAXIMIZE
-        q = q.where(v.objective == 0).order_by(
-            rank.desc() if maximize else rank.asc(),
-            v.value.desc() if maximize else v.value.asc(),
-            t.number,
-        ).limit(1)
-    return _points(conn.execute(q), directions)
-
-
-def _points(rows: Iterable[Any], directions: Sequence[StudyDirection]) -> list[Point]:
-    """Rows ``(trial_id, number, objective, value, value_type)`` -> one Point per trial that
-    has every objective's value."""
-    by_trial: dict[int, tuple[int, dict[int, float]]] = {}
-    for tid, number, objective, value, vtype in rows:
-        values = by_trial.setdefault(int(tid), (int(number), {}))[1]
-        values[int(objective)] = stored_value(value, vtype)
-    n_obj = len(directions)
-    return [
-        Point(to_loss([vals[k] for k in range(n_obj)], directions), number, tid)
-        for tid, (number, vals) in by_trial.items()
-        if all(k in vals for k in range(n_obj))
-    ]
-
-
-def _tail(
-    conn: Connection, optuna_study_id: int, folded: Folded, sum_keys: Sequence[str]
-) -> list[TailTrial]:
-    """The study's trials from ``folded.upto`` on and its pending ones, with their sums and
-    values (few: the running ones and those created since the last read)."""
-    t = TRIALS.c
-    cols = sa.select(t.trial_id, t.number, t.state)
-    rows = [*conn.execute(cols.where(t.study_id == optuna_study_id, t.trial_id >= folded.upto))]
-    if folded.pending:
-        rows += conn.execute(cols.where(t.trial_id.in_(sorted(folded.pending))))
-    if not rows:
-        return []
-    sums = _tail_sums(conn, [int(r[0]) for r in rows], sum_keys)
-    complete = [int(r[0]) for r in rows if state_of(r[2]) == TrialState.COMPLETE]
-    pts: dict[int, Point] = {}
-    if complete:
-        v = TRIAL_VALUES.c
-        q = (
-            sa.select(t.trial_id, t.number, v.objective, v.value, v.value_type)
-            .select_from(TRIALS.join(TRIAL_VALUES, v.trial_id == t.trial_id))
-            .where(t.trial_id.in_(complete))
-        )
-        pts = {p.trial_id: p for p in _points(conn.execute(q), folded.directions)}
-    return [
-        TailTrial(int(tid), int(number), state_of(state), sums[int(tid)], pts.get(int(tid)))
-        for tid, number, state in rows
-    ]
-
-
-def _tail_sums(
-    conn: Connection, trial_ids: Iterable[int], sum_keys: Sequence[str]
-) -> dict[int, dict[str, float]]:
-    """trial id -> its ``sum_keys`` user attributes (numbers), for a few trials."""
-    ids = sorted(trial_ids)
-    sums: dict[int, dict[str, float]] = {i: {} for i in ids}
-    if ids and sum_keys:
-        a = TRIAL_USER_ATTRS.c
-        for tid, key, raw in conn.execute(
-            sa.select(a.trial_id, a.key, a.value_json).where(
-                a.trial_id.in_(ids), a.key.in_(list(sum_keys))
-            )
-        ):
-            sums[tid][key] = _number(raw)
-    return sums
-
-
-def _number(raw: str | None) -> float:
-    """A JSON number as stored by Optuna (anything else counts 0, as SQL's CAST would)."""
-    try:
-        v = json.loads(raw) if raw is not None else None
-    except ValueError:
-        return 0.0
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0

@@ -115,7 +115,13 @@ class Services:
                 directions=list(spec.directions),  # type: ignore[arg-type]
             )
         except optuna.exceptions.DuplicatedStudyError as exc:
-            raise ConflictError(f"a study named '{spec.name}' already exists") from exc
+            if not self._drop_orphan_optuna_study(spec.name):
+                raise ConflictError(f"a study named '{spec.name}' already exists") from exc
+            study = optuna.create_study(
+                study_name=spec.name,
+                storage=self.storage,
+                directions=list(spec.directions),  # type: ignore[arg-type]
+            )
         study.set_user_attr(STUDY_ATTR_SPEC, spec_json)
         study.set_user_attr("engine", spec.engine.kind)
         try:
@@ -135,6 +141,22 @@ class Services:
         get_engine(spec.engine.kind).on_create(study, spec)
         log.info("study %s '%s' queued", row.id, row.name)
         return row
+
+    def _drop_orphan_optuna_study(self, name: str) -> bool:
+        """Delete the Optuna study ``name`` when it is what an interrupted creation of ours
+        left (no service row, no trial, no user attribute but our spec): an answer lost after
+        Optuna committed the study, or a process stopped before our row was written. Another
+        program's study (trials, its own attributes) is left alone. Returns whether it went."""
+        try:
+            study = optuna.load_study(study_name=name, storage=self.storage)
+        except KeyError:
+            return True  # gone in the meantime
+        leftovers = set(study.user_attrs) - {STUDY_ATTR_SPEC, "engine"}
+        if study.get_trials(deepcopy=False) or leftovers:
+            return False
+        log.warning("study '%s': removing the Optuna study an interrupted creation left", name)
+        optuna.delete_study(study_name=name, storage=self.storage)
+        return True
 
     def _dataset_path_problems(self, spec: StudySpec) -> list[Problem]:
         """A file dataset's path must stay inside the data root (``..``, absolute paths

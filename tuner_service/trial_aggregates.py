@@ -46,10 +46,14 @@ class Folded:
     sums: dict[str, float]
     best: tuple[Point, ...]
     directions: tuple[StudyDirection, ...]
+    by_state: Mapping[TrialState, int] = field(default_factory=dict)  # the n, by state
 
     def extend(self, tail: Sequence[TailTrial]) -> Folded:
         """Fold in the tail's finished trials; its unfinished ones become the pending."""
         done = [t for t in tail if t.state.is_finished()]
+        by_state = dict(self.by_state)
+        for t in done:
+            by_state[t.state] = by_state.get(t.state, 0) + 1
         return Folded(
             upto=max([self.upto, *(t.trial_id + 1 for t in tail)]),
             pending=frozenset(t.trial_id for t in tail if not t.state.is_finished()),
@@ -57,6 +61,7 @@ class Folded:
             sums=add_sums(self.sums, (t.sums for t in done)),
             best=keep_best([*self.best, *points(done)], len(self.directions)),
             directions=self.directions,
+            by_state=by_state,
         )
 
 

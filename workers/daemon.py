@@ -73,6 +73,13 @@ def run(
         help="Batches per call into TensorFlow: a number, or auto (32 for trials of at "
         "least 1,000 batches, else 1).",
     ),
+    schema_wait: float = typer.Option(
+        120.0,
+        "--schema-wait",
+        min=0.0,
+        help="Seconds to wait at start for the database schema to reach this release's "
+        "revision (the API migrates it when it starts); then exit 2 with the reason.",
+    ),
     heartbeat_interval: float | None = typer.Option(None, min=0.1),
     poll_interval: float | None = typer.Option(None, min=0.05),
     log_json: bool | None = typer.Option(None, "--log-json/--no-log-json"),
@@ -117,6 +124,8 @@ def run(
             poll_interval=poll_interval,
             log_json=log_json,
         )
+        if schema_wait != 120.0:
+            args += ["--schema-wait", repr(schema_wait)]
         raise typer.Exit(_supervise(slots, args, database_url))
     if device is None:
         # the CPU: hide any GPU from TensorFlow (imported below, after this)
@@ -134,6 +143,7 @@ def run(
             threads=threads,
             mixed_precision=mixed_precision,
             steps_per_execution=spe,
+            schema_wait=schema_wait,
         )
     )
 
@@ -221,9 +231,17 @@ def _run_worker(
     threads: int | None,
     mixed_precision: str,
     steps_per_execution: int | None,
+    schema_wait: float = 120.0,
 ) -> int:
-    """One worker in this process (imports TensorFlow)."""
+    """One worker in this process (imports TensorFlow), once the database schema is this
+    release's (exit 2 with the reason otherwise)."""
+    from tuner_service.migrate import schema_problem
     from tuner_service.service import Services
+
+    problem = schema_problem(settings.database_url, schema_wait)
+    if problem is not None:
+        logging.getLogger(__name__).error("not starting: %s", problem)
+        return 2
 
     from .runtime import configure_gpu, configure_threads, gpu_capabilities
     from .supervisor import GPU_MEMORY_LIMIT_ENV

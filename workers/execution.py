@@ -15,9 +15,10 @@ epoch callbacks (the worker's hook: cancel, stop, pruning) are unchanged, ``Term
 still stops the epoch (the running loss it reads stays NaN once a batch was NaN), and the
 trial's metrics are the same.
 
-:func:`fit_inputs` feeds ``fit``: NumPy arrays (Keras' own pipeline) by default, or on a GPU a
+:func:`fit_inputs` feeds ``fit``: NumPy arrays (Keras' own pipeline), or on a GPU a
 ``tf.data`` pipeline that shuffles and batches in TensorFlow and prefetches the next batches
-while the device computes (``AUTOTUNE``).
+while the device computes (``AUTOTUNE``). On the CPU, trials of one batch per call are fed
+from input pipelines built once per worker instead (:mod:`workers.input_pipeline`).
 
 :func:`decide_mixed_precision` is the ``--mixed-precision auto|on|off`` rule.
 
@@ -74,12 +75,15 @@ class ExecutionOptions:
     ``fit`` from a prefetching ``tf.data`` pipeline instead of NumPy arrays (the daemon turns
     it on when a GPU is visible). ``reuse_models``: reuse the last trial's traced model when
     only fit-level values differ (:mod:`workers.model_reuse`; needs ``prebuild``).
+    ``cached_pipeline``: feed trials of one batch per call from the worker's input pipelines
+    (:mod:`workers.input_pipeline`) instead of NumPy arrays.
     """
 
     steps_per_execution: int | None = None
     prebuild: bool = True
     device_pipeline: bool = False
     reuse_models: bool = True
+    cached_pipeline: bool = True
 
     def __post_init__(self) -> None:
         if self.steps_per_execution is not None and self.steps_per_execution < 1:

@@ -6,13 +6,14 @@ called later they log a warning and leave the settings as they are (never raise)
 
 from __future__ import annotations
 
-import gc
 import logging
 from typing import Any
 
 import keras
 import tensorflow as tf
 from tensorflow.python.framework import ops as tf_ops
+
+from tuner_service.heap import freeze_startup_objects
 
 __all__ = [
     "clear_session",
@@ -124,10 +125,3 @@ def drop_custom_gradients() -> int:
     for key in stale:
         registry.pop(key, None)
     return len(stale)
-
-
-def freeze_startup_objects() -> None:
-    """Move everything allocated so far (TensorFlow, Keras, the loaded modules) out of the
-    garbage collector's reach, so the collection between trials only walks new objects."""
-    gc.collect()
-    gc.freeze()

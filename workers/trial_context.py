@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .datasets import Dataset
     from .engines.base import TrialHandle
     from .execution import ExecutionOptions
+    from .input_pipeline import PipelineCache
     from .model_reuse import ModelCache
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Trainer:
     versions: Mapping[str, str] | None = None
     execution: ExecutionOptions | None = None  # how fit runs (workers.execution)
     model_cache: ModelCache | None = None  # the last trial's traced model (workers.model_reuse)
+    pipelines: PipelineCache | None = None  # the worker's input pipelines (workers.input_pipeline)
 
 
 class TrialContext:
@@ -168,6 +170,7 @@ class TrialContext:
                 initial_weights=initial_weights,
                 execution=self._trainer.execution,
                 model_cache=self._trainer.model_cache,
+                pipelines=self._trainer.pipelines,
             ),
             handle.params,
         )

@@ -18,6 +18,7 @@ from tuner_service.spec import ObjectiveSpec
 from .datasets import Dataset
 from .execution import ExecutionOptions, fit_inputs, prebuild, steps_per_execution
 from .faults import fault_callbacks
+from .input_pipeline import PipelineCache, seed_for_trial
 from .model_builder import build_model
 from .model_reuse import ModelCache, architecture_key
 from .training import fit_kwargs, training_callbacks
@@ -145,6 +146,7 @@ def run_trial(
     initial_weights: str | None = None,
     execution: ExecutionOptions | None = None,
     model_cache: ModelCache | None = None,
+    pipelines: PipelineCache | None = None,
 ) -> TrialResult:
     """Train ``params`` on ``dataset`` for up to ``max_epochs``; ``on_epoch`` is called after
     each epoch with its metrics and decides whether training goes on.
@@ -154,7 +156,9 @@ def run_trial(
     ``execution`` says how ``fit`` runs (:mod:`workers.execution`; default: the worker's
     choices -- prebuilt state, several steps per execution, NumPy inputs). With
     ``model_cache`` the last trial's traced model is reused when only fit-level values
-    differ (:mod:`workers.model_reuse`); a failed trial empties the cache.
+    differ (:mod:`workers.model_reuse`); a failed trial empties the cache. ``pipelines``:
+    the worker's input pipelines (:mod:`workers.input_pipeline`; without, the trial builds
+    its own, with the same results).
 
     Errors inside training (a model that does not fit in memory, bad shapes) become a FAILED
     result with the reason; the caller's process keeps serving.
@@ -172,6 +176,17 @@ def run_trial(
             execution.steps_per_execution,
             epochs=max_epochs - initial_epoch,
         )
+        cached = execution.cached_pipeline and not execution.device_pipeline and spe == 1
+        if cached:
+            if pipelines is None:
+                pipelines = PipelineCache(max_datasets=1)
+            data_args = pipelines.fit_inputs(
+                dataset, seed=seed_for_trial(), initial_epoch=initial_epoch, **fit_args
+            )
+        else:
+            data_args = fit_inputs(
+                dataset, device_pipeline=execution.device_pipeline, **fit_args
+            )
         model = _model_for(
             params, dataset, mixed_precision, spe, execution, initial_weights, model_cache
         )
@@ -184,7 +199,7 @@ def run_trial(
             hook,
         ]
         fit = model.fit(
-            **fit_inputs(dataset, device_pipeline=execution.device_pipeline, **fit_args),
+            **data_args,
             epochs=max_epochs,
             initial_epoch=initial_epoch,
             callbacks=callbacks,

@@ -37,6 +37,7 @@ from .datasets import DatasetCache, DatasetError
 from .engines import EngineFatalError, TrialHandle, WorkerEngine, engine_for
 from .evaluation import evaluate_pending
 from .execution import ExecutionOptions
+from .input_pipeline import PipelineCache
 from .model_reuse import ModelCache
 from .runtime import clear_session, freeze_startup_objects
 from .trial_context import Trainer, TrialContext, failed_result
@@ -83,6 +84,7 @@ class Worker:
         self.trials_run = 0
         self._engines: dict[str, WorkerEngine] = {}
         self.model_cache = ModelCache() if options.execution.reuse_models else None
+        self.pipelines = PipelineCache() if options.execution.cached_pipeline else None
         self.reaper = Reaper(
             services.repo,
             services.storage,
@@ -208,6 +210,7 @@ class Worker:
                 self._versions,
                 execution=self.options.execution,
                 model_cache=self.model_cache,
+                pipelines=self.pipelines,
             ),
             stop=self.stop_event,
             is_cancelled=lambda: _is_cancelled(repo, c.study.id),

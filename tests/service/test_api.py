@@ -29,6 +29,23 @@ def test_duplicate_name_is_409(client: TestClient) -> None:
     assert "dup" in r.json()["detail"]
 
 
+def test_a_creation_interrupted_after_optunas_commit_does_not_block_the_name(
+    client: TestClient,
+) -> None:
+    """An Optuna study that an interrupted creation left (its answer lost after the commit,
+    or the process stopped before the service's row) is replaced; a study another program
+    keeps under the same name (it has trials) is not, and the name stays taken (409)."""
+    storage = client.app.state.services.storage  # type: ignore[attr-defined]
+    optuna.create_study(study_name="orphan", storage=storage, direction="maximize")
+    r = client.post("/studies", json=tiny_spec("orphan"))
+    assert r.status_code == 201, r.text
+    assert client.get(f"/studies/{r.json()['id']}").json()["name"] == "orphan"
+    theirs = optuna.create_study(study_name="theirs", storage=storage)
+    theirs.enqueue_trial({"x": 1.0})
+    assert client.post("/studies", json=tiny_spec("theirs")).status_code == 409
+    assert len(optuna.load_study(study_name="theirs", storage=storage).trials) == 1
+
+
 def test_invalid_spec_lists_every_problem_with_its_path(client: TestClient) -> None:
     spec = tiny_spec("bad")
     spec["dataset"] = {"name": "nope"}

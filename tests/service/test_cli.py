@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from support import tiny_spec
 from typer.testing import CliRunner
@@ -59,3 +60,29 @@ def test_unknown_study_is_a_clear_error(sqlite_url: str) -> None:
     _invoke(sqlite_url, "migrate")
     code, out = _invoke(sqlite_url, "show", "42")
     assert code == 2 and "study 42 not found" in out
+
+
+def test_serve_freezes_the_startup_heap_before_serving(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API process moves its start-up objects out of the collector's reach before it
+    serves, so full collections of the loaded libraries do not land inside requests."""
+    import gc
+
+    import uvicorn
+
+    seen: dict[str, int] = {}
+
+    def fake_run(api: object, **kwargs: object) -> None:
+        seen["frozen"] = gc.get_freeze_count()
+        seen["port"] = int(kwargs["port"])  # type: ignore[call-overload]
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    gc.unfreeze()
+    try:
+        code, out = _invoke(sqlite_url, "serve", "--port", "8765")
+    finally:
+        gc.unfreeze()  # the test process keeps collecting as usual
+    assert code == 0, out
+    assert seen["port"] == 8765
+    assert seen["frozen"] > 1000

@@ -90,3 +90,45 @@ def test_servers_without_skip_locked_are_refused(version: str, refused: bool) ->
     assert (problem is not None) == refused
     if problem is not None:
         assert "SKIP LOCKED" in problem and version in problem
+
+
+def test_a_worker_waits_for_the_schema_and_refuses_one_it_does_not_know(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tuner-worker`` checks the schema before it starts: behind (the API that migrates is
+    still starting) it waits and starts once migrated; still behind after ``--schema-wait`` it
+    exits 2 saying which revision it needs; newer than it knows it exits 2 at once."""
+    import threading
+    import time
+
+    from typer.testing import CliRunner
+
+    from tuner_service.migrate import VERSION_TABLE, head_revision, schema_problem
+    from workers.daemon import app
+
+    head = head_revision()
+    behind = schema_problem(db_url, 0.0)
+    assert behind is not None and "none" in behind and head in behind and "migrate" in behind
+    result = CliRunner().invoke(
+        app,
+        ["--schema-wait", "0", "--trials-per-device", "1", "--database-url", db_url],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 2
+    timer = threading.Timer(0.5, upgrade, args=(db_url,))
+    timer.start()
+    assert schema_problem(db_url, 60.0, interval=0.1) is None  # migrated while it waited
+    timer.join()
+    engine = create_db_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = 'f00d'"))
+    finally:
+        engine.dispose()
+
+    def no_waiting(_s: float) -> None:
+        raise AssertionError("a schema newer than this release is refused at once")
+
+    monkeypatch.setattr(time, "sleep", no_waiting)
+    newer = schema_problem(db_url, 60.0, interval=0.1)
+    assert newer is not None and "f00d" in newer and "newer" in newer

@@ -153,3 +153,106 @@ def test_a_lease_taken_back_cannot_be_attached_later(svc: Services) -> None:
         svc.repo.attach_trial(c.lease.id, trial_id=1, trial_number=0)
     after = svc.repo.get_lease(c.lease.id)
     assert after == before and after is not None and after.trial_id is None
+
+
+def _counters_match_rows(svc: Services) -> list[tuple[int, tuple[int, int, int]]]:
+    """Every study's lease counters (migration 0007) against a count of its lease rows."""
+    import sqlalchemy as sa
+
+    from tuner_service.models import StudyRow
+
+    with svc.repo.session() as s:
+        counted = {
+            (sid, st): int(n)
+            for sid, st, n in s.execute(
+                sa.select(LeaseRow.study_id, LeaseRow.state, sa.func.count()).group_by(
+                    LeaseRow.study_id, LeaseRow.state
+                )
+            )
+        }
+        out = []
+        for row in s.scalars(sa.select(StudyRow).order_by(StudyRow.id)):
+            kept = (row.leases_active, row.leases_finished, row.leases_lost)
+            rows = tuple(counted.get((row.id, st), 0) for st in ("active", "finished", "lost"))
+            assert kept == rows, f"study {row.id}: counters {kept} != rows {rows}"
+            out.append((row.id, kept))
+        return out
+
+
+def test_lease_counters_follow_every_lease_change(svc: Services) -> None:
+    """Claim, finish, lose (reaper), fail for good (lost counted as finished), drop an
+    unattached lease, close the budget: after each, the study row's counters equal a count of
+    its lease rows, and the summary reads them."""
+    row = svc.create_study(tiny_spec("counters", budget={"n_trials": 4, "max_parallel": 3}))
+    c1, c2, c3 = claim(svc.repo, "w1"), claim(svc.repo, "w2"), claim(svc.repo, "w3")
+    assert c1 and c2 and c3
+    assert _counters_match_rows(svc) == [(row.id, (3, 0, 0))]
+    assert end_lease(svc.repo, c1.lease, LeaseState.FINISHED)
+    assert not end_lease(svc.repo, c1.lease, LeaseState.FINISHED)  # already ended: no change
+    assert _counters_match_rows(svc) == [(row.id, (2, 1, 0))]
+    assert svc.repo.drop_unattached_lease(c3.lease.id)
+    assert _counters_match_rows(svc) == [(row.id, (1, 1, 0))]
+    _ask(svc, row.name, c2.lease.id)
+    reaper = Reaper(svc.repo, svc.storage, grace_period=0.2, max_retries=0, settle_s=0.0)
+    time.sleep(0.4)
+    assert reaper.run_once() == 1  # w2 silent: lost, and with no retries left counted finished
+    assert _counters_match_rows(svc) == [(row.id, (0, 2, 0))]
+    svc.repo.register_worker(worker_id="w4", host="h", pid=1, device="cpu", info={})
+    c4 = claim(svc.repo, "w4")
+    assert c4 is not None
+    assert svc.repo.close_budget(row.id, reason="search over") == 3
+    assert end_lease(svc.repo, c4.lease, LeaseState.FINISHED)
+    assert _counters_match_rows(svc) == [(row.id, (0, 3, 0))]
+    detail = svc.study_detail(row.id)
+    assert detail["status"] == "completed" and detail["status_reason"] == "search over"
+    assert (detail["budget"]["handed_out"], detail["budget"]["finished"]) == (3, 3)
+
+
+def test_migration_0007_fills_the_counters_from_the_lease_rows(
+    svc: Services, db_url: str
+) -> None:
+    from alembic import command
+
+    from tuner_service import migrate
+    from tuner_service.db import create_db_engine
+
+    row = svc.create_study(tiny_spec("backfill", budget={"n_trials": 5, "max_parallel": 3}))
+    c1, c2 = claim(svc.repo, "w1"), claim(svc.repo, "w2")
+    assert c1 and c2
+    end_lease(svc.repo, c1.lease, LeaseState.FINISHED)
+    end_lease(svc.repo, c2.lease, LeaseState.LOST)
+    assert claim(svc.repo, "w3") is not None
+    engine = create_db_engine(db_url)
+    cfg = migrate._config()
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0006")
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
+    assert _counters_match_rows(svc) == [(row.id, (1, 1, 1))]
+
+
+def test_attach_sets_the_trials_worker_attribute_in_the_same_transaction(svc: Services) -> None:
+    """The lease's trial and the trial's ``worker`` user attribute are written together; Optuna
+    (and optuna-dashboard through it) reads the attribute like one it set itself, a retried
+    attach leaves one row, and Optuna can still change it."""
+    row = svc.create_study(tiny_spec("attach-attr", budget={"n_trials": 2, "max_parallel": 1}))
+    c = claim(svc.repo, "w1")
+    assert c is not None
+    study = optuna.load_study(study_name=row.name, storage=svc.storage)
+    trial = study.ask()
+    for _ in range(2):  # the second call is what a retry after a lost commit does
+        svc.repo.attach_trial(
+            c.lease.id, trial_id=trial._trial_id, trial_number=trial.number,
+            user_attr=("worker", "w1"),
+        )
+    fresh = optuna.load_study(study_name=row.name, storage=svc.storage)
+    assert fresh.trials[0].user_attrs == {"worker": "w1"}
+    trial.set_user_attr("worker", "w1b")
+    study.tell(trial, 0.5)
+    assert optuna.load_study(study_name=row.name, storage=svc.storage).trials[0].user_attrs == {
+        "worker": "w1b"
+    }
+    assert svc.list_trials(row.id)[0][0]["worker"] == "w1b"

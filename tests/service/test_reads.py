@@ -177,6 +177,21 @@ def test_cached_prefix_equals_a_fresh_read(svc: Services) -> None:
     fresh = Services(svc.settings)
     try:
         assert fresh.study_detail(study_id) == cached
+        # trials this process saw running finish, the waiting one starts: the counts kept
+        # from the cached prefix follow, as a fresh read does
+        study = svc.optuna_study(svc.study_row(study_id))
+        for t in study.get_trials(states=(TrialState.RUNNING,)):
+            study.tell(t.number, 0.99)
+        study.ask()
+        later = svc.study_detail(study_id)
+        assert later["trial_counts"]["running"] == 1 and later["trial_counts"]["waiting"] == 0
+        assert later["trial_counts"]["complete"] == cached["trial_counts"]["complete"] + 2
+        assert later["best_trial"]["number"] == study.best_trial.number
+        again = Services(svc.settings)
+        try:
+            assert again.study_detail(study_id) == later
+        finally:
+            again.close()
     finally:
         fresh.close()
 

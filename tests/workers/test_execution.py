@@ -144,7 +144,9 @@ def test_prebuild_leaves_models_it_cannot_build_alone() -> None:
 
 
 def test_steps_per_execution_gives_the_same_trial(data: Dataset) -> None:
-    one = _trial(data, ExecutionOptions(steps_per_execution=1, prebuild=False))
+    # both fed NumPy arrays (one batch per call would otherwise use the cached pipelines)
+    one = _trial(data, ExecutionOptions(steps_per_execution=1, prebuild=False,
+                                        cached_pipeline=False))
     many = _trial(data, ExecutionOptions(steps_per_execution=4))
     assert one.outcome is many.outcome is Outcome.COMPLETE
     assert many.model is not None and many.model.steps_per_execution == 4

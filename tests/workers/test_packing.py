@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -293,10 +294,11 @@ def test_child_decides_mixed_precision_and_gpu_memory(
     monkeypatch.setattr(rt, "configure_threads", lambda n: None)
     monkeypatch.setattr("workers.worker.Worker", _Started)
     monkeypatch.setattr("tuner_service.service.Services", _Started)
+    monkeypatch.setattr("tuner_service.migrate.schema_problem", lambda url, wait: None)
     monkeypatch.setenv(GPU_MEMORY_LIMIT_ENV, "20000")
     _Started.seen = []
     code = daemon._run_worker(
-        None,  # type: ignore[arg-type]
+        SimpleNamespace(database_url="sqlite://"),  # type: ignore[arg-type]
         device="gpu:0#1", once=True, max_trials=None, exit_when_idle=None, threads=None,
         mixed_precision=mode, steps_per_execution=None,
     )

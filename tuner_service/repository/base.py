@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..db import db_retry, utc_now
 from ..models import LeaseRow, StudyRow
-from ..states import LeaseState
 
 
 def utcnow() -> datetime:
@@ -100,20 +99,25 @@ class RepositoryBase:
                 .values(lease_seq=StudyRow.lease_seq)
             )
             return s.get(StudyRow, study_id, populate_existing=True)
-        q = sa.select(StudyRow).where(StudyRow.id == study_id).with_for_update(skip_locked=True)
+        q = (
+            sa.select(StudyRow)
+            .where(StudyRow.id == study_id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
         return s.scalars(q).one_or_none()
 
 
     def _lease_counts(self, s: Session, study_id: int) -> LeaseCounts:
-        q = (
-            sa.select(LeaseRow.state, sa.func.count())
-            .where(LeaseRow.study_id == study_id)
-            .group_by(LeaseRow.state)
-        )
-        by = {state: int(n) for state, n in s.execute(q)}
-        return LeaseCounts(
-            active=by.get(LeaseState.ACTIVE.value, 0),
-            finished=by.get(LeaseState.FINISHED.value, 0),
-            lost=by.get(LeaseState.LOST.value, 0),
-        )
+        """The study's leases by state: its row's counters (migration 0007), not a count of
+        its lease rows."""
+        q = sa.select(
+            StudyRow.leases_active, StudyRow.leases_finished, StudyRow.leases_lost
+        ).where(StudyRow.id == study_id)
+        row = s.execute(q).one_or_none()
+        return LeaseCounts(0, 0, 0) if row is None else LeaseCounts(*map(int, row))
 
+
+def counts_of(study: StudyRow) -> LeaseCounts:
+    """The leases of a loaded study row by state (its counters)."""
+    return LeaseCounts(study.leases_active, study.leases_finished, study.leases_lost)

@@ -2,29 +2,60 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from ..db import db_retry
 from ..errors import LeaseLostError
 from ..models import LeaseRow, StudyRow, WorkerRow
+from ..optuna_tables import TRIAL_USER_ATTRS
 from ..states import EVALUATIONS, LEASES, STUDIES, LeaseState, StudyStatus, WorkerStatus
-from .base import Lease, LeaseCounts, RepositoryBase, _lease, utcnow
+from .base import Lease, LeaseCounts, RepositoryBase, _lease, counts_of, utcnow
 
 
 class LeasesMixin(RepositoryBase):
     @db_retry()
-    def own_unattached_lease(self, worker_id: str) -> Lease | None:
+    def claim_next(self, worker_id: str) -> tuple[tuple[Lease, StudyRow] | None, list[Completed]]:
+        """In one transaction: hand ``worker_id`` one trial of the oldest study that has budget
+        and room, completing on the way the studies it passes whose budget is spent.
+
+        A worker that asks again after losing the answer (e.g. a dropped connection) gets its
+        own pending lease back. Returns the hand-out (None when there is nothing to do: not an
+        error) and the ``(study id, reason)`` of the studies it completed.
+        """
+        completed: list[Completed] = []
         with self.session() as s:
-            row = s.scalars(
+            own = s.scalars(
                 sa.select(LeaseRow).where(
                     LeaseRow.worker_id == worker_id,
                     LeaseRow.state == LeaseState.ACTIVE.value,
                     LeaseRow.trial_id.is_(None),
                 )
             ).first()
-            return _lease(row) if row else None
+            if own is not None:
+                study = s.get(StudyRow, own.study_id)
+                if study is not None:
+                    return (_lease(own), study), completed
+            open_ = [x.value for x in (StudyStatus.QUEUED, StudyStatus.RUNNING)]
+            ids = s.scalars(
+                sa.select(StudyRow.id).where(StudyRow.status.in_(open_)).order_by(StudyRow.id)
+            ).all()
+            now = utcnow()
+            for study_id in ids:
+                study = self._lock_study(s, study_id)
+                if study is None:  # another claimer holds it
+                    continue
+                got = _hand_out(s, study, worker_id, now)
+                if got is not None:
+                    return got, completed
+                reason = _complete(study, now)
+                if reason is not None:
+                    completed.append((study_id, reason))
+            return None, completed
 
     @db_retry()
     def try_claim(self, study_id: int, worker_id: str) -> tuple[Lease, StudyRow] | None:
@@ -34,68 +65,16 @@ class LeasesMixin(RepositoryBase):
         """
         with self.session() as s:
             study = self._lock_study(s, study_id)
-            if study is None or not StudyStatus(study.status).hands_out_trials:
-                return None
-            now = utcnow()  # under the lock: after every lease end this claim can see
-            if (
-                study.timeout_s is not None
-                and study.started_at is not None
-                and (now - study.started_at > timedelta(seconds=study.timeout_s))
-            ):
-                return None
-            counts = self._lease_counts(s, study_id)
-            if counts.used >= study.n_trials or counts.active >= study.max_parallel:
-                return None
-            study.lease_seq += 1
-            lease = LeaseRow(
-                study_id=study_id,
-                worker_id=worker_id,
-                state=LeaseState.ACTIVE.value,
-                seq=study.lease_seq,
-                created_at=now,
-                updated_at=now,
-                active_at_claim=counts.active + 1,
-            )
-            s.add(lease)
-            if study.status == StudyStatus.QUEUED.value:  # the first claim
-                STUDIES.check(StudyStatus.QUEUED, StudyStatus.RUNNING)
-                study.status = StudyStatus.RUNNING.value
-                study.started_at = study.started_at or now
-            study.updated_at = now
-            s.flush()
-            return _lease(lease), study
+            return None if study is None else _hand_out(s, study, worker_id, utcnow())
 
     @db_retry()
     def complete_if_done(self, study_id: int) -> str | None:
         """In one locked transaction: mark a queued/running study completed when its budget is
         spent (or its timeout passed) and no lease is active; its final evaluation becomes
         pending. Returns the reason when it completed the study, else None."""
-        now = utcnow()
         with self.session() as s:
             study = self._lock_study(s, study_id)
-            if study is None or not StudyStatus(study.status).hands_out_trials:
-                return None
-            counts = self._lease_counts(s, study_id)
-            if counts.active:
-                return None
-            timed_out = (
-                study.timeout_s is not None
-                and study.started_at is not None
-                and now - study.started_at > timedelta(seconds=study.timeout_s)
-            )
-            if counts.finished < study.n_trials and not timed_out:
-                return None
-            # a budget closed early (close_budget) keeps the reason it was closed with
-            spent = study.status_reason or "budget spent"
-            reason = spent if counts.finished >= study.n_trials else "timeout reached"
-            STUDIES.check(StudyStatus(study.status), StudyStatus.COMPLETED)
-            study.status = StudyStatus.COMPLETED.value
-            study.status_reason = reason
-            study.finished_at = now
-            study.updated_at = now
-            if study.evaluation_state is None:
-                study.evaluation_state = EVALUATIONS.initial.value
-            return reason
+            return None if study is None else _complete(study, utcnow())
 
     @db_retry()
     def lease_counts(self, study_id: int) -> LeaseCounts:
@@ -103,9 +82,19 @@ class LeasesMixin(RepositoryBase):
             return self._lease_counts(s, study_id)
 
     @db_retry()
-    def attach_trial(self, lease_id: int, *, trial_id: int, trial_number: int) -> None:
+    def attach_trial(
+        self,
+        lease_id: int,
+        *,
+        trial_id: int,
+        trial_number: int,
+        user_attr: tuple[str, Any] | None = None,
+    ) -> None:
         """Record which trial an active lease runs (``updated_at`` keeps the lease's last
-        state change).
+        state change); with ``user_attr`` (e.g. the worker's id), also set that user attribute
+        of the trial in the same transaction, as Optuna's ``set_trial_user_attr`` stores it
+        (a JSON text row of ``trial_user_attributes``; the trial is running, so Optuna's
+        caches read it from the table): one transaction instead of two per trial.
 
         Raises:
             LeaseLostError: the lease is no longer active (the reaper took it back).
@@ -118,6 +107,16 @@ class LeasesMixin(RepositoryBase):
             )
             if not res.rowcount:  # type: ignore[attr-defined]
                 raise LeaseLostError(f"lease {lease_id} was taken back before its trial started")
+            if user_attr is not None:
+                key, value = user_attr
+                a = TRIAL_USER_ATTRS.c
+                mine = sa.and_(a.trial_id == trial_id, a.key == key)
+                s.execute(sa.delete(TRIAL_USER_ATTRS).where(mine))  # a retried attach
+                s.execute(
+                    sa.insert(TRIAL_USER_ATTRS).values(
+                        trial_id=trial_id, key=key, value_json=json.dumps(value)
+                    )
+                )
 
     @db_retry()
     def end_lease(self, lease_id: int, target: LeaseState, *, reason: str | None = None) -> bool:
@@ -126,14 +125,35 @@ class LeasesMixin(RepositoryBase):
         Raises:
             InvalidTransitionError: an active lease cannot become ``target``.
         """
-        LEASES.check(LeaseState.ACTIVE, target)
         with self.session() as s:
-            res = s.execute(
-                sa.update(LeaseRow)
-                .where(LeaseRow.id == lease_id, LeaseRow.state == LeaseState.ACTIVE.value)
-                .values(state=target.value, reason=reason, updated_at=utcnow())
-            )
-            return bool(res.rowcount)  # type: ignore[attr-defined]
+            return self._end_lease(s, lease_id, target, reason)
+
+    @db_retry()
+    def finish_lease(
+        self, lease_id: int, study_id: int, target: LeaseState, *, reason: str | None = None
+    ) -> tuple[bool, str | None]:
+        """:meth:`end_lease` and :meth:`complete_if_done` in one transaction: whether this
+        call ended the lease, and the reason when the study completed with it."""
+        with self.session() as s:
+            ended = self._end_lease(s, lease_id, target, reason)
+            study = self._lock_study(s, study_id)
+            return ended, None if study is None else _complete(study, utcnow())
+
+    def _end_lease(
+        self, s: Session, lease_id: int, target: LeaseState, reason: str | None
+    ) -> bool:
+        LEASES.check(LeaseState.ACTIVE, target)
+        res = s.execute(
+            sa.update(LeaseRow)
+            .where(LeaseRow.id == lease_id, LeaseRow.state == LeaseState.ACTIVE.value)
+            .values(state=target.value, reason=reason, updated_at=utcnow())
+        )
+        if not res.rowcount:  # type: ignore[attr-defined]
+            return False
+        # by its key, not a subquery: MySQL/MariaDB would scan (and lock) every study row
+        study_id = s.scalar(sa.select(LeaseRow.study_id).where(LeaseRow.id == lease_id))
+        _move_counts(s, StudyRow.id == study_id, LeaseState.ACTIVE, target)
+        return True
 
     @db_retry()
     def count_lost_lease_as_finished(self, study_id: int, trial_id: int) -> None:
@@ -142,17 +162,21 @@ class LeasesMixin(RepositoryBase):
         ``updated_at`` stays the time the lease ended (when it was lost). The move LOST ->
         FINISHED is the lease table's (:data:`LEASES`); active leases are not touched."""
         target = LeaseState.FINISHED
-        expected = [e.value for e in LEASES.sources(target) if e is not LeaseState.ACTIVE]
+        expected = [e for e in LEASES.sources(target) if e is not LeaseState.ACTIVE]
         with self.session() as s:
-            s.execute(
-                sa.update(LeaseRow)
-                .where(
-                    LeaseRow.study_id == study_id,
-                    LeaseRow.trial_id == trial_id,
-                    LeaseRow.state.in_(expected),
+            for source in expected:
+                res = s.execute(
+                    sa.update(LeaseRow)
+                    .where(
+                        LeaseRow.study_id == study_id,
+                        LeaseRow.trial_id == trial_id,
+                        LeaseRow.state == source.value,
+                    )
+                    .values(state=target.value)
                 )
-                .values(state=target.value)
-            )
+                n = int(res.rowcount)  # type: ignore[attr-defined]
+                if n:
+                    _move_counts(s, StudyRow.id == study_id, source, target, n)
 
     @db_retry()
     def get_lease(self, lease_id: int) -> Lease | None:
@@ -207,6 +231,7 @@ class LeasesMixin(RepositoryBase):
         """Delete an active lease that never got a trial (the engine had nothing to run): it
         uses no budget. False when it is gone, ended or attached."""
         with self.session() as s:
+            study_id = s.scalar(sa.select(LeaseRow.study_id).where(LeaseRow.id == lease_id))
             res = s.execute(
                 sa.delete(LeaseRow).where(
                     LeaseRow.id == lease_id,
@@ -214,7 +239,10 @@ class LeasesMixin(RepositoryBase):
                     LeaseRow.trial_id.is_(None),
                 )
             )
-            return bool(res.rowcount)  # type: ignore[attr-defined]
+            if not res.rowcount:  # type: ignore[attr-defined]
+                return False
+            _move_counts(s, StudyRow.id == study_id, LeaseState.ACTIVE, None)
+            return True
 
     @db_retry()
     def close_budget(self, study_id: int, *, reason: str | None = None) -> int:
@@ -226,10 +254,101 @@ class LeasesMixin(RepositoryBase):
             study = s.scalars(
                 sa.select(StudyRow).where(StudyRow.id == study_id).with_for_update()
             ).one()
-            used = self._lease_counts(s, study_id).used
+            used = counts_of(study).used
             if used < study.n_trials:
                 study.n_trials = used
                 study.updated_at = utcnow()
                 if reason is not None:
                     study.status_reason = reason
             return int(study.n_trials)
+
+
+Completed = tuple[int, str]  # (study id, the reason it completed)
+
+_COUNTER = {
+    LeaseState.ACTIVE: StudyRow.leases_active,
+    LeaseState.FINISHED: StudyRow.leases_finished,
+    LeaseState.LOST: StudyRow.leases_lost,
+}
+
+
+def _move_counts(
+    s: Session,
+    where: sa.ColumnElement[bool],
+    source: LeaseState | None,
+    target: LeaseState | None,
+    n: int = 1,
+) -> None:
+    """Keep the study row's lease counters (migration 0007) true: ``n`` leases moved from
+    ``source`` to ``target`` (None: created or deleted), in the caller's transaction."""
+    values: dict[Any, Any] = {}
+    if source is not None:
+        values[_COUNTER[source]] = _COUNTER[source] - n
+    if target is not None:
+        values[_COUNTER[target]] = _COUNTER[target] + n
+    s.execute(sa.update(StudyRow).where(where).values(values))
+
+
+def _hand_out(
+    s: Session, study: StudyRow, worker_id: str, now: datetime
+) -> tuple[Lease, StudyRow] | None:
+    """A new active lease of the locked ``study`` for ``worker_id`` if its status, timeout,
+    budget and parallelism allow."""
+    if not StudyStatus(study.status).hands_out_trials:
+        return None
+    if (
+        study.timeout_s is not None
+        and study.started_at is not None
+        and (now - study.started_at > timedelta(seconds=study.timeout_s))
+    ):
+        return None
+    counts = counts_of(study)
+    if counts.used >= study.n_trials or counts.active >= study.max_parallel:
+        return None
+    study.lease_seq += 1
+    study.leases_active += 1
+    lease = LeaseRow(
+        study_id=study.id,
+        worker_id=worker_id,
+        state=LeaseState.ACTIVE.value,
+        seq=study.lease_seq,
+        created_at=now,
+        updated_at=now,
+        active_at_claim=counts.active + 1,
+    )
+    s.add(lease)
+    if study.status == StudyStatus.QUEUED.value:  # the first claim
+        STUDIES.check(StudyStatus.QUEUED, StudyStatus.RUNNING)
+        study.status = StudyStatus.RUNNING.value
+        study.started_at = study.started_at or now
+    study.updated_at = now
+    s.flush()
+    return _lease(lease), study
+
+
+def _complete(study: StudyRow, now: datetime) -> str | None:
+    """Mark the locked ``study`` completed when it hands out trials, its budget is spent (or
+    its timeout passed) and no lease is active; its final evaluation becomes pending."""
+    if not StudyStatus(study.status).hands_out_trials:
+        return None
+    counts = counts_of(study)
+    if counts.active:
+        return None
+    timed_out = (
+        study.timeout_s is not None
+        and study.started_at is not None
+        and now - study.started_at > timedelta(seconds=study.timeout_s)
+    )
+    if counts.finished < study.n_trials and not timed_out:
+        return None
+    # a budget closed early (close_budget) keeps the reason it was closed with
+    spent = study.status_reason or "budget spent"
+    reason = spent if counts.finished >= study.n_trials else "timeout reached"
+    STUDIES.check(StudyStatus(study.status), StudyStatus.COMPLETED)
+    study.status = StudyStatus.COMPLETED.value
+    study.status_reason = reason
+    study.finished_at = now
+    study.updated_at = now
+    if study.evaluation_state is None:
+        study.evaluation_state = EVALUATIONS.initial.value
+    return reason

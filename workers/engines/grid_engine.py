@@ -187,9 +187,11 @@ class SklearnGridEngine(WorkerEngine):
         )
         trial = study.ask()  # pops the next queued grid point (one worker each)
         self.services.repo.attach_trial(
-            claim.lease.id, trial_id=trial_id_of(trial), trial_number=trial.number
+            claim.lease.id,
+            trial_id=trial_id_of(trial),
+            trial_number=trial.number,
+            user_attr=(ATTR_WORKER, worker_id),
         )
-        trial.set_user_attr(ATTR_WORKER, worker_id)
         params = spec.space().sample(trial)
         return OptunaTrialHandle(
             self.services, study, trial, params, spec.seed or 0, multi=False

@@ -169,9 +169,11 @@ class OptunaEngine(WorkerEngine):
         # sweep fails and re-queues it once the grace period has passed.
         trial = study.ask()
         self.services.repo.attach_trial(
-            claim.lease.id, trial_id=trial_id_of(trial), trial_number=trial.number
+            claim.lease.id,
+            trial_id=trial_id_of(trial),
+            trial_number=trial.number,
+            user_attr=(ATTR_WORKER, worker_id),
         )
-        trial.set_user_attr(ATTR_WORKER, worker_id)
         params = space.sample(trial)
         seed = trial_seed(spec.seed, claim.lease.seq)  # the trial's model weights
         return OptunaTrialHandle(

@@ -21,5 +21,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("tuner_leases") as batch:
-        batch.drop_column("active_at_claim")
+    # A plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+ has it): batch mode would copy the
+    # table, and SQLite's DROP TABLE of the old copy cascades to the rows that reference it.
+    op.drop_column("tuner_leases", "active_at_claim")

@@ -24,6 +24,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("tuner_studies") as batch:
-        batch.drop_column("evaluation_attempts")
-        batch.drop_column("evaluation_worker_id")
+    # A plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+ has it): batch mode would copy the
+    # table, and SQLite's DROP TABLE of the old copy cascades to the rows that reference it.
+    op.drop_column("tuner_studies", "evaluation_attempts")
+    op.drop_column("tuner_studies", "evaluation_worker_id")
