@@ -149,7 +149,9 @@ def test_killed_worker_does_not_lose_a_keras_tuner_study(tmp_path: Path) -> None
         victim_kt = running[0]["user_attrs"]["kt_trial_id"]
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
-        second = start_worker(url, tmp_path, "rescuer", "--exit-when-idle", "4")
+        # idle for longer than the reaper's settle time (grace + longest backoff, 11 s) after
+        # its start: the rescuer's own reaper must live to take the victim's trial back
+        second = start_worker(url, tmp_path, "rescuer", "--exit-when-idle", "20")
         wait_final(services, [sid])
         assert second.wait(timeout=120) == 0
     finally:
