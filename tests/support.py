@@ -120,3 +120,17 @@ def finished_study(services: Services, name: str, *, per_class: bool = True) -> 
     if per_class:
         study.set_user_attr(STUDY_ATTR_TEST_CLASSES, PER_CLASS)
     return row.id
+
+
+def tiny_images(n_samples: int, seed: int) -> Any:
+    """A small generated image set (8x8x1, 3 classes, a quarter for validation) for tests
+    that train real models; returns a ``workers.datasets.Dataset``."""
+    from tuner_service.spec import DatasetSpec
+    from workers.datasets import load_dataset
+
+    return load_dataset(
+        DatasetSpec(
+            name="synthetic", shape=[8, 8, 1], n_classes=3, n_samples=n_samples, seed=seed,
+            validation_split=0.25,
+        )
+    )

@@ -11,9 +11,10 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+from support import tiny_images
 
-from tuner_service.spec import DatasetSpec, ObjectiveSpec
-from workers.datasets import Dataset, load_dataset
+from tuner_service.spec import ObjectiveSpec
+from workers.datasets import Dataset
 from workers.execution import (
     AUTO_MIN_TRIAL_BATCHES,
     AUTO_STEPS_PER_EXECUTION,
@@ -42,12 +43,7 @@ OBJECTIVES = [ObjectiveSpec(metric="val_accuracy", direction="maximize")]
 
 @pytest.fixture(scope="module")
 def data() -> Dataset:
-    return load_dataset(
-        DatasetSpec(
-            name="synthetic", shape=[8, 8, 1], n_classes=3, n_samples=240, seed=1,
-            validation_split=0.25,
-        )
-    )
+    return tiny_images(240, seed=1)
 
 
 def _go_on(_epoch: int, _metrics: Mapping[str, float]) -> Decision:

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support import tiny_images
 
-from tuner_service.spec import DatasetSpec, ObjectiveSpec
-from workers.datasets import Dataset, load_dataset
+from tuner_service.spec import ObjectiveSpec
+from workers.datasets import Dataset
 from workers.execution import ExecutionOptions
 from workers.input_pipeline import PipelineCache
 from workers.model_reuse import ModelCache
@@ -27,12 +28,7 @@ OBJECTIVES = [ObjectiveSpec(metric="val_accuracy", direction="maximize")]
 
 @pytest.fixture(scope="module")
 def data() -> Dataset:
-    return load_dataset(
-        DatasetSpec(
-            name="synthetic", shape=[8, 8, 1], n_classes=3, n_samples=230, seed=2,
-            validation_split=0.25,
-        )
-    )
+    return tiny_images(230, seed=2)
 
 
 def _epochs(args: dict[str, Any], n: int) -> list[list[np.ndarray]]:
