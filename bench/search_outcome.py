@@ -345,7 +345,8 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=None, help="seconds per contender")
     ap.add_argument("--only", nargs="*", choices=sorted(CONTENDERS), default=None)
     ap.add_argument("--repeats", type=int, default=1,
-                    help="runs per data set with search seeds 0, 1, ...; a summary follows")
+                    help="runs per data set with search seeds S, S+1, ...; a summary follows")
+    ap.add_argument("--first-seed", type=int, default=SEED, help="S: the first search seed")
     ap.add_argument("--datasets", nargs="*", choices=sorted(DATASETS), default=None)
     args = ap.parse_args()
     budget = args.budget or (45.0 if args.quick else 120.0)
@@ -357,7 +358,7 @@ def main() -> None:
         spec, target = DATASETS[ds]
         results = []
         for rep in range(args.repeats):
-            seed = SEED + rep
+            seed = args.first_seed + rep
             load0 = os.getloadavg()
             rows = []
             for key in args.only or list(CONTENDERS):
@@ -370,7 +371,7 @@ def main() -> None:
             report.print_rows(ds, target, seed, load0, load1, rows)
         if args.repeats > 1:
             print(f"\n### {ds}: across {args.repeats} repeats (search seeds "
-                  f"{SEED}..{SEED + args.repeats - 1})\n")
+                  f"{args.first_seed}..{args.first_seed + args.repeats - 1})\n")
             print(report.summary(results))
             sys.stdout.flush()
 
