@@ -118,13 +118,17 @@ def test_members_of_different_shapes_are_refused() -> None:
 # --------------------------------------------------------------------------- export
 
 _LOAD_AND_PREDICT = """
-import json, sys
+import json, sys, warnings
 import numpy as np
 import keras
-model = keras.models.load_model(sys.argv[1])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always", UserWarning)
+    model = keras.models.load_model(sys.argv[1])
 x = np.load(sys.argv[2])
 print(json.dumps({"pred": model.predict(x, verbose=0).tolist(),
-                  "layers": [l.name for l in model.layers]}))
+                  "layers": [l.name for l in model.layers],
+                  "warnings": [str(w.message) for w in caught
+                               if issubclass(w.category, UserWarning)]}))
 """
 
 
@@ -158,6 +162,7 @@ def test_exported_model_loads_with_plain_keras_and_averages_members(
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(np.array(loaded["pred"]), expected, atol=1e-5)
     assert {"member_0", "member_1", "member_2"} <= set(loaded["layers"])
+    assert loaded["warnings"] == []  # e.g. no "Skipping variable loading for optimizer"
 
 
 @pytest.mark.slow

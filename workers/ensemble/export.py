@@ -57,7 +57,11 @@ def build_ensemble_model(
     outputs = scaled[0] if len(scaled) == 1 else keras.layers.Add(name="average")(scaled)
     model = keras.Model(inputs, outputs, name=name)
     binary = next(iter(out_shapes))[-1] == 1
+    # Plain SGD has no per-variable state: the file then holds the whole optimizer and
+    # keras.models.load_model does not warn that it skipped optimizer variables (an unbuilt
+    # RMSprop, Keras' default, is saved with 2 variables and built with one per weight on load).
     model.compile(
+        optimizer="sgd",
         loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
