@@ -26,40 +26,54 @@ def print_rows(ds: str, target: float, seed: int, load0: tuple[float, ...],
     sys.stdout.flush()
 
 
+def _ensemble_acc(r: dict[str, Any], which: str) -> float | None:
+    test = (r.get("ensemble") or {}).get("test")
+    return float(test[which]["accuracy"]) if test else None
+
+
 def summary(results: list[list[dict[str, Any]]]) -> str:
     """Across repeats: each contender's median (min-max) test accuracy, the service's ensemble
     as its own row, and in how many repeats the service's best trial (and its ensemble) was
-    at least as accurate on the test split as that contender."""
-    by: dict[str, list[dict[str, Any]]] = {}
+    at least as accurate on the test split as that contender -- compared within each repeat;
+    a repeat where either side has no test accuracy is not counted."""
+    runs: list[dict[str, float | None]] = []
+    trials: dict[str, list[float]] = {}
+    ens_best: list[tuple[float, float]] = []  # (ensemble, its best trial) per repeat
+    service = "service ensemble"
     for run in results:
+        accs: dict[str, float | None] = {}
         for r in run:
-            by.setdefault(r["contender"], []).append(r)
-            ens = (r.get("ensemble") or {}).get("test")
-            if ens:
-                by.setdefault("service ensemble", []).append(
-                    {**r, "contender": "service ensemble",
-                     "test_acc": ens["ensemble"]["accuracy"]})
-    service = next((k for k in by if k.startswith("service (")), None)
+            name = r["contender"]
+            accs[name] = None if r["test_acc"] is None else float(r["test_acc"])
+            trials.setdefault(name, []).append(float(r["trials"]))
+            ens, best = _ensemble_acc(r, "ensemble"), _ensemble_acc(r, "best_trial")
+            if ens is not None and best is not None:
+                accs["service ensemble"] = ens
+                trials.setdefault("service ensemble", []).append(float(r["trials"]))
+                ens_best.append((ens, best))
+            if name.startswith("service ("):
+                service = name
+        runs.append(accs)
 
-    def accs(k: str) -> list[float]:
-        return [float(r["test_acc"]) for r in by[k] if r["test_acc"] is not None]
+    def count(mine: str, other: str) -> tuple[int, int]:
+        pairs = [(a[mine], a[other]) for a in runs
+                 if a.get(mine) is not None and a.get(other) is not None]
+        return sum(x >= y for x, y in pairs), len(pairs)  # type: ignore[operator]
 
     table: list[list[Any]] = []
-    for k, rs in by.items():
-        a = accs(k)
-        med = statistics.median(a) if a else float("nan")
+    for k in trials:
+        a = [float(v) for run in runs if (v := run.get(k)) is not None]
         beats = "-"
-        if k == "service ensemble" and service:
-            b = [float(r["ensemble"]["test"]["best_trial"]["accuracy"]) for r in rs]
-            beats = f"{sum(e >= x for e, x in zip(a, b, strict=False))}/{len(b)} >= its best trial"
-        elif service and not k.startswith("service"):
-            pairs = [(s_, o) for s_, o in zip(accs(service), a, strict=False)]
-            ens_pairs = [(e, o) for e, o in zip(accs("service ensemble"), a, strict=False)] \
-                if "service ensemble" in by else []
-            beats = f"{sum(s_ >= o for s_, o in pairs)}/{len(pairs)}"
-            if ens_pairs:
-                beats += f" ({sum(e >= o for e, o in ens_pairs)}/{len(ens_pairs)})"
-        table.append([k, med, f"{min(a):.3f}-{max(a):.3f}" if a else "-",
-                     statistics.median(float(r["trials"]) for r in rs), beats])
+        if k == "service ensemble":
+            beats = f"{sum(e >= b for e, b in ens_best)}/{len(ens_best)} >= its best trial"
+        elif not k.startswith("service"):
+            n, of = count(service, k)
+            beats = f"{n}/{of}"
+            if "service ensemble" in trials:
+                n, of = count("service ensemble", k)
+                beats += f" ({n}/{of})"
+        table.append([k, statistics.median(a) if a else float("nan"),
+                      f"{min(a):.3f}-{max(a):.3f}" if a else "-",
+                      statistics.median(trials[k]), beats])
     return _common.table(["contender", "median test acc", "min-max", "median trials",
                           "service >= it (ensemble >= it)"], table)
